@@ -1,0 +1,87 @@
+# netdoctor.calico — every target installs what it needs (Debian 12, as root).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+COLL_ROOT := $(ROOT)/.collections/ansible_collections
+# Collections we reuse (ansible.posix.sysctl, community.general.modprobe), taken from the
+# ansible community package on PyPI that matches our ansible-core 2.19.
+ANSIBLE_BUNDLE := ansible==12.3.0
+DEBS := iproute2 iputils-ping procps kmod bird openssh-server network-manager dbus nftables rsync git shellcheck
+LAB := $(ROOT)/tests/lab/labctl
+DEMO_LAB := demo
+
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: help install venv debs collections lint sanity unit integration test bench demo demo-down clean
+
+help:
+	@echo "make demo   - bring up the built-in lab, inject faults, show the ping matrix"
+	@echo "make test   - everything that must pass: lint, sanity, unit, lab integration"
+	@echo "make bench  - speed and memory figures"
+
+install: venv debs collections
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Installs only what is missing; policy-rc.d keeps apt from starting sshd/NetworkManager/BIRD
+# on the host: the lab starts its own copies inside namespaces.
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+collections: venv $(COLL_ROOT)/netdoctor/calico $(COLL_ROOT)/ansible/posix/MANIFEST.json
+$(COLL_ROOT)/netdoctor/calico:
+	mkdir -p $(COLL_ROOT)/netdoctor
+	ln -sfn $(ROOT) $@
+$(COLL_ROOT)/ansible/posix/MANIFEST.json:
+	mkdir -p .cache/wheels
+	$(PY) -m pip download -q --disable-pip-version-check --no-deps -d .cache/wheels "$(ANSIBLE_BUNDLE)"
+	$(PY) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	  z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith(("ansible_collections/ansible/posix/", "ansible_collections/community/general/"))])' \
+	  .cache/wheels/ansible-12.3.0-py3-none-any.whl .collections
+
+lint: install
+	$(VENV)/bin/ruff check plugins tests bench
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint --offline
+
+sanity: install
+	bash tests/sanity/run.sh
+
+unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: install
+	$(VENV)/bin/pytest -q tests/integration
+
+test: install lint sanity unit integration
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+demo: install
+	$(LAB) down --name $(DEMO_LAB)
+	$(LAB) up --name $(DEMO_LAB) --nodes 3 --mode bgp --pods-per-node 2 --extra-nic
+	@echo "== healthy lab: all-pairs pod ping"; $(LAB) ping --name $(DEMO_LAB) | tail -n 1
+	$(LAB) fault --name $(DEMO_LAB) stale-route --node node2
+	$(LAB) fault --name $(DEMO_LAB) autodetect-wrong-nic --node node3
+	@echo "== with faults: all-pairs pod ping"; $(LAB) ping --name $(DEMO_LAB) | tail -n 1 || true
+	@echo "inventory: $$($(LAB) inventory --name $(DEMO_LAB))   (make demo-down to remove the lab)"
+
+demo-down:
+	$(LAB) down --name $(DEMO_LAB)
+
+clean:
+	rm -rf .collections .cache build reports .pytest_cache

@@ -1,0 +1,122 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""fleet_audit: the cross-node audit, run on the controller over every play host's facts."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _report
+
+FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+
+ARGUMENT_SPEC = {
+    "hosts": {"type": "list", "elements": "str"},
+    "unreachable": {"type": "list", "elements": "str"},
+    "intended_ips": {"type": "dict", "default": {}},
+    "intended_ip_var": {"type": "str"},
+    "drift": {"type": "dict", "default": {}},
+    "pools": {"type": "list", "elements": "str", "default": []},
+    "cross_subnet": {"type": "bool", "default": False},
+    "report_dir": {"type": "path"},
+    "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},
+    "query": {"type": "str"},
+    "fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "critical"},
+    "junit_fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "warning"},
+}
+
+
+def _write_atomic(path, text):
+    """Readers (CI, a browser) never see half a report: write a temporary file, then rename."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".fleet_audit.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+
+        play_hosts = list(task_vars.get("ansible_play_hosts_all") or ())
+        hosts = args["hosts"] if args["hosts"] is not None else play_hosts
+        hostvars = task_vars.get("hostvars") or {}
+        if args["unreachable"] is not None:
+            unreachable = set(args["unreachable"])
+        else:
+            # Failed or unreachable hosts drop out of ansible_play_hosts but stay in _all.
+            unreachable = set(play_hosts) - set(task_vars.get("ansible_play_hosts") or ())
+        facts_by_host, intended = {}, {}
+        for host in hosts:
+            host_vars = hostvars.get(host) or {}
+            fact = (host_vars.get("ansible_facts") or {}).get("calico_node")
+            facts_by_host[host] = fact if isinstance(fact, dict) and host not in unreachable else None
+            if args["intended_ip_var"] and host_vars.get(args["intended_ip_var"]):
+                intended[host] = str(host_vars[args["intended_ip_var"]])
+        intended.update({h: str(ip) for h, ip in args["intended_ips"].items()})
+        # A host in the play without facts (facts task skipped or failed) was not audited either.
+        unreachable |= {h for h, fact in facts_by_host.items() if fact is None}
+
+        expected, findings, host_lines = _fleet.audit(
+            facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=sorted(unreachable),
+            pools=args["pools"], cross_subnet=args["cross_subnet"])
+        generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        report = _report.build_report(expected, findings, host_lines, generated)
+
+        report_paths = {}
+        if args["report_dir"]:
+            try:
+                os.makedirs(args["report_dir"], exist_ok=True)
+                for fmt in args["formats"]:
+                    path = os.path.join(args["report_dir"], FORMATS[fmt])
+                    _write_atomic(path, self._render(fmt, report, args["junit_fail_on"]))
+                    report_paths[fmt] = path
+            except OSError as exc:
+                raise AnsibleActionFail(f"cannot write the fleet audit reports to {args['report_dir']}: {exc}") from exc
+
+        result.update(changed=False, expected_map=expected, findings=findings, summary=report["summary"],
+                      report_paths=report_paths)
+        if args["query"]:
+            try:
+                result["query_result"] = _report.query(report, args["query"])
+            except (ValueError, RuntimeError) as exc:
+                raise AnsibleActionFail(str(exc)) from exc
+        # Fail last, after the reports are on disk: this is the CI exit code.
+        bad = _report.failing(findings, args["fail_on"])
+        if bad:
+            result["failed"] = True
+            result["msg"] = (f"{len(bad)} finding(s) at or above fail_on={args['fail_on']}: "
+                             + "; ".join(f"{f['id']} {f['host']}: {f['summary']}" for f in bad[:5])
+                             + (" ..." if len(bad) > 5 else ""))
+        return result
+
+    @staticmethod
+    def _render(fmt, report, junit_fail_on):
+        if fmt == "json":
+            return _report.render_json(report)
+        if fmt == "md":
+            return _report.render_markdown(report)
+        if fmt == "html":
+            return _report.render_html(report)
+        return _report.render_junit(report, _fleet.CHECKS, junit_fail_on)

@@ -1,0 +1,52 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change at any time without notice.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Every module of the collection, as the ansible-core fragment does it.
+    DOCUMENTATION = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  idempotent:
+    description:
+      - When run twice in a row outside of check mode, with the same arguments, the second invocation indicates
+        no change.
+      - This assumes that the system controlled/queried by the module has not changed in a relevant way.
+"""
+
+    # Read-only fact gatherers.
+    FACTS = r"""
+options: {}
+attributes:
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+    support: full
+  check_mode:
+    support: full
+    details: The module never changes the target, so check mode runs it unchanged.
+  diff_mode:
+    support: N/A
+    details: The module never changes the target.
+  idempotent:
+    support: full
+"""
+
+    # Modules in the C(calico) action group.
+    ACTIONGROUP_CALICO = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/netdoctor.calico.calico) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - netdoctor.calico.calico
+"""

@@ -1,0 +1,850 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change at any time without notice.
+
+"""Fleet cross-checks over the per-node ``calico_node`` facts.
+
+``expected_map`` turns every node's identity and local blocks into the route each block must
+have everywhere else; ``route_drift`` checks one node's kernel routes against that map (it runs
+on the node, so the full tables never travel); ``fleet_findings`` runs the cross-node rules of
+the catalogue (docs/findings.md) and merges the node-local findings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import Counter
+
+from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view, _findings
+from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BIRD, BOOT, FELIX, route_text
+
+CALICO_TUNNELS = _calico_view.IPIP_DEVICES | _calico_view.VXLAN_DEVICES
+# Route to a remote block per mode (calico_internals §2.3): (owner's field that is the next hop,
+# device, onlink). Native BGP leaves the device to the underlay.
+ROUTE_SHAPE = {"ipip": ("ip", "tunl0", True), "vxlan": ("tunnel_address", "vxlan.calico", True),
+               "bgp": ("ip", None, None)}
+# Protocol for a route that is added because it is missing, when the node has no correct block
+# route to copy it from: BIRD programs IPIP and no-encap routes, Felix VXLAN ones with proto boot.
+DEFAULT_PROTOCOL = {"ipip": BIRD, "bgp": BIRD, "vxlan": BOOT}
+# Pools are not in the facts; without them a stale block route off the tunnel devices is only
+# recognised inside the supernets of Calico's default pool sizes around the known blocks.
+_DERIVED_POOL_PREFIX = {4: 16, 6: 48}
+REGISTERED_SOURCES = ("bird_router_id", "vxlan_local")
+# The JUnit report has one testcase per check per host.
+CHECKS = tuple(_findings.CATALOGUE)
+EVIDENCE_LIMIT = _findings.EVIDENCE_LIMIT
+_limited = _findings._limited
+
+
+def _address(value):
+    """'192.0.2.11/24' or '192.0.2.11' -> '192.0.2.11' (canonical text); anything else
+    (autodetect, none) -> None. inet_pton: this runs several times per node of a large fleet."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.split("/", 1)[0].strip()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except OSError:
+            continue
+    return None
+
+
+def _env(fact):
+    calico_node = (fact.get("identity") or {}).get("calico_node") or {}
+    return calico_node.get("env") or {}
+
+
+def node_identity(fact, intended_ip=None):
+    """The node's Calico IP and where it came from, its tunnel address and VXLAN MAC.
+
+    The registered IP is what the other nodes route to: BIRD's router id (calico-node writes the
+    node IP there) in BGP/IPIP mode, the ``local`` address of vxlan.calico (Felix sets it to the
+    node IP) in VXLAN mode; then calico-node's ``IP`` env when it is an address, then the
+    intended (inventory) IP.
+    """
+    calico = fact.get("calico") or {}
+    vxlan = calico.get("vxlan") or {}
+    registered = [("bird_router_id", (fact.get("bird") or {}).get("router_id")), ("vxlan_local", vxlan.get("local"))]
+    if calico.get("mode") == "vxlan":
+        registered.reverse()
+    sources = [*registered, ("calico_node_env", _env(fact).get("IP")), ("intended", intended_ip)]
+    ip, source = next(((a, s) for s, a in ((s, _address(v)) for s, v in sources) if a), (None, None))
+    return {
+        "ip": ip,
+        "ip_source": source,
+        "tunnel_address": _address((calico.get("tunnel") or {}).get("address")),
+        "vxlan_mac": vxlan.get("mac"),
+    }
+
+
+def _local_blocks(fact):
+    blocks = (fact.get("calico") or {}).get("local_blocks")
+    if blocks is None:
+        blocks = [r.get("dst") for r in (fact.get("routes") or {}).get("local_blocks") or ()]
+    return sorted({b for b in blocks if b})
+
+
+def _want(mode, node):
+    """(next hop, device, onlink) of a route to a block of ``node`` (None: no single owner)."""
+    field, device, onlink = ROUTE_SHAPE.get(mode, (None, None, None))
+    return (node[field] if node and field else None), device, onlink
+
+
+def _derived_pools(blocks):
+    pools = set()
+    for cidr in blocks:
+        net = ipaddress.ip_network(cidr, strict=False)
+        pools.add(str(net.supernet(new_prefix=min(net.prefixlen, _DERIVED_POOL_PREFIX[net.version]))))
+    return sorted(pools)
+
+
+def expected_map(facts_by_host, intended_ips=None, pools=None, cross_subnet=False):
+    """Block -> owner and next hop, plus each node's identity, from every node's facts.
+
+    ``facts_by_host`` maps each host of the fleet to its ``calico_node`` fact, or to None when
+    the host gave no facts (unreachable): such a host stays in ``nodes`` (with its intended IP)
+    so routes towards it are not taken for orphans, and the map is marked incomplete.
+    ``pools`` (IPPool CIDRs) makes orphan detection off the tunnel devices exact;
+    ``cross_subnet`` accepts the unencapsulated same-subnet route of IPIP/VXLAN CrossSubnet.
+    The map is sent to every node, so it stays one small entry per block.
+    """
+    intended_ips = intended_ips or {}
+    nodes, owners, modes = {}, {}, Counter()
+    for host in sorted(facts_by_host):
+        fact = facts_by_host[host]
+        if not isinstance(fact, dict):
+            ip = _address(intended_ips.get(host))
+            nodes[host] = {"ip": ip, "ip_source": "intended" if ip else None, "tunnel_address": None,
+                           "vxlan_mac": None, "blocks": [], "facts": False}
+            continue
+        mode = (fact.get("calico") or {}).get("mode")
+        if mode and mode != "none":
+            modes[mode] += 1
+        node = node_identity(fact, intended_ips.get(host))
+        node["blocks"] = _local_blocks(fact)
+        nodes[host] = node
+        for cidr in node["blocks"]:
+            owners.setdefault(cidr, []).append(host)
+    mode = modes.most_common(1)[0][0] if modes else "none"
+    blocks, conflicts = {}, {}
+    for cidr, claimants in owners.items():
+        owner = claimants[0] if len(claimants) == 1 else None
+        if owner is None:
+            conflicts[cidr] = claimants
+        next_hop, device, onlink = _want(mode, nodes[owner] if owner else None)
+        blocks[cidr] = {"owner": owner, "next_hop": next_hop, "device": device, "onlink": onlink}
+    prefixlens = sorted({int(cidr.rsplit("/", 1)[1]) for cidr in blocks})
+    return {
+        "mode": mode,
+        "modes": dict(modes),
+        "cross_subnet": bool(cross_subnet),
+        "complete": all(isinstance(f, dict) for f in facts_by_host.values()),
+        "pools": sorted(pools) if pools else _derived_pools(blocks),
+        "pools_source": "given" if pools else "derived",
+        "prefixlens": prefixlens,
+        "blocks": blocks,
+        "nodes": nodes,
+        "owners_conflicts": conflicts,
+    }
+
+
+def _have(route):
+    view = {"gateway": route.get("gateway"), "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
+            "protocol": route.get("protocol"), "type": route.get("type", "unicast")}
+    if route.get("metric"):
+        view["metric"] = route["metric"]
+    if route.get("multipath"):
+        view["multipath"] = [{"gateway": h.get("gateway"), "dev": h.get("dev")} for h in route["multipath"]]
+    return view
+
+
+def _calico_owned(route):
+    protocol = route.get("protocol")
+    return protocol in (BIRD, FELIX) or (protocol == BOOT and route.get("dev") in CALICO_TUNNELS)
+
+
+def _owner_protocol(route, mode):
+    """Whether the route carries the protocol of the daemon that owns block routes in ``mode``."""
+    protocol = route.get("protocol")
+    return protocol in (BIRD, FELIX) or (protocol == BOOT and mode == "vxlan")
+
+
+def _judge(route, want, owner_node, cross_subnet):
+    """None when ``route`` is right for a block, else the drift kind."""
+    if route.get("type", "unicast") != "unicast":
+        return "wrong_next_hop"
+    gateways = [h.get("gateway") for h in route["multipath"]] if route.get("multipath") else [route.get("gateway")]
+    # CrossSubnet: a same-subnet owner is reached unencapsulated, via its node IP off the tunnel.
+    if cross_subnet and owner_node and owner_node["ip"] in gateways and route.get("dev") not in CALICO_TUNNELS:
+        return None
+    if want["next_hop"] is not None and want["next_hop"] not in gateways:
+        return "wrong_next_hop"
+    if want["device"] is not None and route.get("dev") != want["device"]:
+        return "wrong_device"
+    if want["onlink"] and not route.get("onlink"):
+        return "wrong_device"
+    return None
+
+
+def route_drift(routes, expected, host):
+    """Compare one node's kernel routes (snapshot route dicts) with the expected map.
+
+    Every block not owned by ``host`` must have a route with the owner's next hop (and the
+    device/onlink of the mode). Returns ``{"host", "mode", "checked", "ok", "counts",
+    "drift": [{"kind", "dst", "have", "want", "owner"}], "actions": {"add", "replace",
+    "delete"}}`` where kind is wrong_next_hop, wrong_device, missing, orphan (a route Calico
+    would own to a block nobody owns) or shadow (a non-Calico route inside someone's block);
+    ``actions`` are the exact routes a repair writes (shadows are left to a person, and orphans
+    are deleted only when the map is complete). One pass over the routes, one over the blocks.
+    """
+    mode = expected.get("mode")
+    result = {"host": host, "mode": mode, "checked": 0, "ok": 0, "unverified": 0, "counts": {}, "drift": [],
+              "actions": {"add": [], "replace": [], "delete": []}}
+    if mode not in ROUTE_SHAPE:
+        result["skipped"] = f"mode {mode!r}: no main-table block routes to check"
+        return result
+    blocks = expected["blocks"]
+    have, rest = {}, []
+    for route in routes:
+        dst = route.get("dst")
+        if dst in blocks:
+            best = have.get(dst)
+            # Several routes to one block: the kernel uses the lowest metric.
+            if best is None or (route.get("metric") or 0) < (best.get("metric") or 0):
+                have[dst] = route
+        else:
+            rest.append(route)
+
+    nodes, cross_subnet = expected["nodes"], expected.get("cross_subnet", False)
+    drift, wrong = [], []
+    protocol_seen, checked = None, 0
+    for dst, route in have.items():
+        want = blocks[dst]
+        owner = want["owner"]
+        if owner == host or owner is None:
+            continue
+        checked += 1
+        kind = _judge(route, want, nodes.get(owner), cross_subnet)
+        if kind is None:
+            if protocol_seen is None and _owner_protocol(route, mode):
+                protocol_seen = route.get("protocol")
+            continue
+        drift.append({"kind": kind, "dst": dst, "have": _have(route), "want": _want_view(want), "owner": owner})
+        wrong.append((dst, route))
+    # Repairs write what the owner of the route would: the protocol of this node's correct
+    # block routes, and a Calico route keeps its own protocol when replaced.
+    protocol = protocol_seen if protocol_seen is not None else DEFAULT_PROTOCOL[mode]
+    replace = [_target(dst, blocks[dst], route.get("protocol") if _owner_protocol(route, mode) else protocol)
+               for dst, route in wrong if blocks[dst]["next_hop"] is not None]
+    add, delete = [], []
+    for dst in blocks.keys() - have.keys():
+        want = blocks[dst]
+        if want["owner"] in (host, None):
+            continue
+        checked += 1
+        drift.append({"kind": "missing", "dst": dst, "have": None, "want": _want_view(want), "owner": want["owner"]})
+        if want["next_hop"] is not None:
+            add.append(_target(dst, want, protocol))
+    outside, unverified = _outside_blocks(rest, expected, host, delete)
+    drift += outside
+    counts = Counter(item["kind"] for item in drift)
+    drift.sort(key=lambda item: (item["kind"], item["dst"]))
+    result.update(checked=checked, ok=checked - counts["wrong_next_hop"] - counts["wrong_device"] - counts["missing"],
+                  counts=dict(counts), unverified=unverified, drift=drift,
+                  actions={"add": sorted(add, key=_dst), "replace": sorted(replace, key=_dst),
+                           "delete": sorted(delete, key=_dst)})
+    return result
+
+
+def _dst(route):
+    return route["dst"]
+
+
+def _want_view(want):
+    return {"gateway": want["next_hop"], "dev": want["device"], "onlink": bool(want["onlink"])}
+
+
+def _target(dst, want, protocol):
+    # dev None (BGP mode): the kernel resolves the gateway on the underlay.
+    return {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
+            "onlink": bool(want["onlink"]), "protocol": protocol}
+
+
+def _enclosing_block(net, expected):
+    """The known block strictly containing ``net``, or None."""
+    for plen in expected.get("prefixlens") or ():
+        if plen < net.prefixlen:
+            block = str(net.supernet(new_prefix=plen))
+            if block in expected["blocks"]:
+                return block
+    return None
+
+
+def _outside_blocks(routes, expected, host, delete):
+    """Orphans (Calico routes to blocks nobody owns) and shadows (non-Calico routes inside a
+    remote block), plus how many Calico routes could not be judged. Only these few routes are
+    parsed: the workload routes are skipped by name."""
+    blocks, nodes, complete = expected["blocks"], expected["nodes"], expected.get("complete")
+    pools = [ipaddress.ip_network(p) for p in expected.get("pools") or ()]
+    # With a node missing from the map its blocks are unknown: a Calico route is only an orphan
+    # for sure when it points at a node whose blocks we know, and which does not own it.
+    known = set() if complete else {a for n in nodes.values() if n.get("facts") is not False
+                                    for a in (n["ip"], n["tunnel_address"]) if a}
+    items, unverified = [], 0
+    for route in routes:
+        dst, dev = route.get("dst"), route.get("dev") or ""
+        if (not dst or dst == "default" or route.get("type", "unicast") != "unicast"
+                or dev.startswith(_calico_view.WORKLOAD_PREFIX)):
+            continue
+        net = ipaddress.ip_network(dst, strict=False)
+        block = _enclosing_block(net, expected)
+        if _calico_owned(route):
+            # Host routes are borrowed pod IPs and tunnel addresses; more specific routes inside a
+            # known block are Calico's too.
+            if block or net.prefixlen == net.max_prefixlen:
+                continue
+            if dev in CALICO_TUNNELS or any(net.subnet_of(p) for p in pools if p.version == net.version):
+                if not complete and route.get("gateway") not in known:
+                    unverified += 1
+                    continue
+                items.append({"kind": "orphan", "dst": dst, "have": _have(route), "want": None, "owner": None})
+                if complete:
+                    delete.append({"dst": dst, "type": "unicast", "gateway": route.get("gateway"),
+                                   "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
+                                   "protocol": route.get("protocol")})
+        elif block and blocks[block]["owner"] not in (host, None):
+            items.append({"kind": "shadow", "dst": dst, "have": _have(route), "want": _want_view(blocks[block]),
+                          "owner": blocks[block]["owner"], "block": block})
+    return items, unverified
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-node rules
+
+
+class _Fleet:
+    """What every rule needs once: node identities and who holds which address."""
+
+    def __init__(self, facts_by_host, expected, intended_ips):
+        self.facts = {h: f for h, f in facts_by_host.items() if isinstance(f, dict)}
+        self.expected = expected
+        self.nodes = expected["nodes"]
+        self.mode = expected["mode"]
+        self.intended = {h: _address(ip) for h, ip in (intended_ips or {}).items()}
+        self.by_ip = {}
+        for host, node in self.nodes.items():
+            if node["ip"]:
+                self.by_ip.setdefault(node["ip"], host)
+        # Every address of every node, for naming a stray next hop or peer address.
+        self.holder = {}
+        for host, node in self.nodes.items():
+            if node["tunnel_address"]:
+                self.holder[node["tunnel_address"]] = (host, "tunnel address")
+        for host, fact in self.facts.items():
+            for link in fact.get("links") or ():
+                for addr in link.get("addresses") or ():
+                    self.holder.setdefault(addr.get("address"), (host, f"address on {link.get('name')}"))
+        for ip, host in self.by_ip.items():
+            self.holder[ip] = (host, f"Calico IP ({self.nodes[host]['ip_source']})")
+
+    def describe(self, address, viewer=None):
+        """'node3's tunnel address' style naming of an address, or None."""
+        held = self.holder.get(address)
+        if not held:
+            return None
+        host, what = held
+        whose = "its own" if host == viewer else f"{host}'s"
+        return f"{whose} {what}"
+
+    def calico_interface(self, host):
+        """The link holding the host's Calico IP, or None."""
+        ip = self.nodes[host]["ip"]
+        for link in self.facts[host].get("links") or ():
+            if any(a.get("address") == ip for a in link.get("addresses") or ()):
+                return link.get("name")
+        return None
+
+
+def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None, intended_ips=None):
+    """Every finding of the fleet: the node-local ones from the facts plus the cross-node rules.
+
+    ``facts_by_host``: host -> calico_node fact (None when the host gave none); ``expected``:
+    from expected_map; ``drift_by_host``: host -> route_drift result from the node (when a host
+    has none but its fact carries the full remote block routes, its drift is computed here);
+    ``unreachable``: hosts that failed or were unreachable (a list, or host -> reason);
+    ``intended_ips``: host -> the address the node should be registered with.
+    """
+    if isinstance(unreachable, dict):
+        reasons = dict(unreachable)
+    else:
+        reasons = {h: None for h in unreachable or ()}
+    for host, fact in facts_by_host.items():
+        if not isinstance(fact, dict):
+            reasons.setdefault(host, None)
+    fleet = _Fleet(facts_by_host, expected, intended_ips)
+    drift_by_host = collect_drift(facts_by_host, expected, drift_by_host)
+
+    out = [_unreachable(host, reason, fleet) for host, reason in sorted(reasons.items())]
+    derived = _duplicates(fleet) + _mtu(fleet) + _double_owned(fleet)
+    for host in sorted(fleet.facts):
+        if drift_by_host.get(host):
+            derived += _route_findings(host, drift_by_host[host], fleet)
+        derived += _source_findings(host, fleet)
+        derived += _mesh_peer_findings(host, fleet)
+    local = _node_local(fleet, drift_by_host)
+    derived += _autodetect_findings(fleet, local)
+    # A node-local rule already said it: keep the node's finding, drop the fleet's repeat.
+    said = {(f.get("id"), f.get("host"), f.get("peer")) for f in local}
+    out += local + [f for f in derived if (f["id"], f["host"], f.get("peer")) not in said]
+    return _findings.sort_findings(out)
+
+
+def _node_local(fleet, drift_by_host):
+    """The nodes' own findings, their peer addresses named as hosts; a node's "routes point back
+    into this node" (RT001) gives way to the drift check, which names each block's owner."""
+    out = []
+    for host in sorted(fleet.facts):
+        fact = fleet.facts[host]
+        drifted = {d["dst"] for d in (drift_by_host.get(host) or {}).get("drift") or ()}
+        suspects = {s["route"].get("dst") for s in (fact.get("routes") or {}).get("suspect") or ()}
+        for item in fact.get("findings") or ():
+            if item.get("id") == "RT001" and not item.get("peer") and suspects and suspects <= drifted:
+                continue
+            finding = {**item, "host": item.get("host") or host}
+            peer_host = fleet.by_ip.get(item.get("peer"))
+            if peer_host:
+                finding["peer"] = peer_host
+                finding["evidence"] = {**(item.get("evidence") or {}), "peer_address": item["peer"]}
+            out.append(finding)
+    return out
+
+
+def collect_drift(facts_by_host, expected, drift_by_host=None):
+    """host -> route_drift result: the ones the nodes sent, else computed here for the hosts
+    whose fact carries the full remote block routes (small fleets, tests)."""
+    out = dict(drift_by_host or {})
+    for host, fact in facts_by_host.items():
+        if out.get(host) is None and isinstance(fact, dict):
+            routes = _full_routes(fact)
+            if routes is not None:
+                out[host] = route_drift(routes, expected, host)
+    return out
+
+
+def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreachable=()):
+    """One line of the report per node: status, identity, route check and finding counts."""
+    by_host = {}
+    for finding in findings:
+        by_host.setdefault(finding.get("host"), []).append(finding)
+    drift_by_host = drift_by_host or {}
+    out = {}
+    for host in sorted(set(facts_by_host) | set(unreachable or ())):
+        fact = facts_by_host.get(host)
+        node = expected["nodes"].get(host) or {}
+        mine = by_host.get(host, [])
+        counts = Counter(f.get("severity") for f in mine)
+        drift = drift_by_host.get(host)
+        peers = ((fact or {}).get("bird") or {}).get("peers") or ()
+        gone = host in (unreachable or ()) or not isinstance(fact, dict)
+        out[host] = {
+            "status": "unreachable" if gone else ("findings" if mine else "ok"),
+            "ip": node.get("ip"),
+            "ip_source": node.get("ip_source"),
+            "mode": ((fact or {}).get("calico") or {}).get("mode"),
+            "blocks": len(node.get("blocks") or ()),
+            "worst": _findings.worst_severity(mine),
+            "counts": {s: counts.get(s, 0) for s in _findings.SEVERITIES},
+            "ids": sorted({f.get("id") for f in mine}),
+            "routes": ({"checked": drift.get("checked"), "ok": drift.get("ok"), **(drift.get("counts") or {})}
+                       if drift else None),
+            "bgp": {"peers": len(peers), "established": sum(1 for p in peers if _established(p))},
+        }
+    return out
+
+
+def _established(peer):
+    # _bird gives "established"; older facts only BIRD's info column.
+    return peer.get("established", (peer.get("info") or "").startswith("Established"))
+
+
+def audit(facts_by_host, *, intended_ips=None, drift_by_host=None, unreachable=None, pools=None, cross_subnet=False):
+    """The controller's whole analysis: (expected map, findings, per-host summaries)."""
+    expected = expected_map(facts_by_host, intended_ips, pools=pools, cross_subnet=cross_subnet)
+    drift = collect_drift(facts_by_host, expected, drift_by_host)
+    findings = fleet_findings(facts_by_host, expected, drift, unreachable, intended_ips)
+    hosts = host_summaries(facts_by_host, expected, findings, drift, unreachable)
+    return expected, findings, hosts
+
+
+def _full_routes(fact):
+    """The node's main table when its fact carries the full remote block routes, else None."""
+    routes = fact.get("routes") or {}
+    if not isinstance(routes.get("remote_blocks"), list):
+        return None
+    return [r for key in ("local_blocks", "workloads", "tunnel", "remote_blocks", "other")
+            for r in routes.get(key) or ()]
+
+
+def _unreachable(host, reason, fleet):
+    node = fleet.nodes.get(host) or {}
+    return _findings.finding(
+        "UNREACH", "warning", host,
+        f"{host} gave no facts ({reason or 'failed or unreachable'}): it was not audited",
+        {"reason": reason, "ip": node.get("ip"), "ip_source": node.get("ip_source")},
+        f"Make {host} reachable (SSH, python, become) and rerun the audit; routes towards it are "
+        "checked against an incomplete map until then, so no orphan route is deleted.",
+    )
+
+
+def _duplicates(fleet):
+    out = []
+    for field, what in (("ip", "Calico IP"), ("tunnel_address", "tunnel address")):
+        holders = {}
+        for host, node in fleet.nodes.items():
+            if node[field] and node.get("facts") is not False:
+                holders.setdefault(node[field], []).append(host)
+        for address, hosts in sorted(holders.items()):
+            if len(hosts) < 2:
+                continue
+            out.append(_findings.finding(
+                "DUP001", "critical", hosts[0],
+                f"{len(hosts)} nodes share the {what} {address}: {', '.join(hosts)}",
+                {"field": field, "address": address, "hosts": hosts,
+                 "sources": {h: fleet.nodes[h]["ip_source"] for h in hosts} if field == "ip" else None},
+                f"Give each node its own {what}: "
+                + ("fix IP_AUTODETECTION_METHOD (AD001) or the pinned IP env so each node registers its own "
+                   "address; calico-node refuses to start on an IPv4 address conflict."
+                   if field == "ip" else
+                   f"release the duplicate tunnel address from Calico IPAM (calicoctl ipam check) and restart "
+                   f"calico-node on {', '.join(hosts[1:])} so it allocates a new one."),
+                peer=hosts[1],
+            ))
+    return out
+
+
+_MTU_SETTING = {"vxlan.calico": "vxlanMTU", "vxlan-v6.calico": "vxlanMTUV6", "tunl0": "ipipMTU"}
+
+
+def _mtu(fleet):
+    by_device = {}
+    for host, fact in fleet.facts.items():
+        tunnel = (fact.get("calico") or {}).get("tunnel") or {}
+        if tunnel.get("device") and tunnel.get("mtu"):
+            by_device.setdefault(tunnel["device"], {})[host] = tunnel["mtu"]
+    out = []
+    for device, mtus in sorted(by_device.items()):
+        counts = Counter(mtus.values())
+        if len(counts) < 2:
+            continue
+        common = counts.most_common(1)[0][0]
+        for host in sorted(h for h, mtu in mtus.items() if mtu != common):
+            out.append(_findings.finding(
+                "MTU001", "warning", host,
+                f"{device} MTU on {host} is {mtus[host]}, the rest of the fleet mostly uses {common}",
+                {"device": device, "mtu": mtus[host], "fleet_mtus": {str(k): v for k, v in counts.most_common()}},
+                f"Use one tunnel MTU on every node (FelixConfiguration {_MTU_SETTING.get(device, 'ipipMTU')}, "
+                "or the operator's calicoNetwork.mtu), sized to the smallest underlay MTU minus the "
+                "encapsulation overhead (IPIP 20, VXLAN 50); a larger MTU on one side drops big packets silently.",
+            ))
+    return out
+
+
+def _double_owned(fleet):
+    out = []
+    for cidr, hosts in sorted(fleet.expected["owners_conflicts"].items()):
+        out.append(_findings.finding(
+            "RT002", "critical", hosts[0],
+            f"block {cidr} is claimed by {len(hosts)} nodes: {', '.join(hosts)}",
+            {"kind": "double_owned", "block": cidr, "claimants": hosts,
+             "routes": {h: f"blackhole {cidr}" for h in hosts}},
+            f"Check the block's affinity (calicoctl ipam show --show-blocks; kubectl get blockaffinities) and "
+            f"remove the stale claim: the node that does not hold the affinity must drop its blackhole "
+            f"(restart calico-node there, or `ip route del blackhole {cidr}` once its pods are gone). "
+            "Routes to this block are not checked until it has one owner.",
+            peer=hosts[1],
+        ))
+    return out
+
+
+_ROUTE_RULES = {
+    # kind: (finding id, severity)
+    "wrong_next_hop": ("RT001", "critical"),
+    "wrong_device": ("RT001", "critical"),
+    "shadow": ("RT001", "warning"),
+    "missing": ("RT002", "critical"),
+    "orphan": ("RT002", "warning"),
+}
+
+
+def _ip_route(verb, route):
+    return f"ip route {verb} {route_text({**route, 'prefsrc': None, 'multipath': None})}"
+
+
+def _commands(verb, routes):
+    shown = "; ".join(f"`{_ip_route(verb, r)}`" for r in routes[:3])
+    return shown + (" ..." if len(routes) > 3 else "")
+
+
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _route_findings(host, drift, fleet):
+    """RT001/RT002 from one node's drift: one finding per kind and owner (orphans: per next hop),
+    or one per kind when a node has more owners in a kind than the evidence limit (a node that
+    lost every route)."""
+    actions = drift.get("actions") or {}
+    targets = {r["dst"]: r for key in ("add", "replace") for r in actions.get(key) or ()}
+    by_kind = {}
+    for item in drift.get("drift") or ():
+        key = item.get("owner") or (item.get("have") or {}).get("gateway")
+        by_kind.setdefault(item["kind"], {}).setdefault(key, []).append(item)
+    out = []
+    for kind, groups in sorted(by_kind.items()):
+        batches = list(groups.values())
+        if len(batches) > EVIDENCE_LIMIT:
+            batches = [[item for batch in batches for item in batch]]
+        out += [_route_finding(host, kind, batch, fleet, targets) for batch in batches]
+    return out
+
+
+def _route_finding(host, kind, items, fleet, targets):
+    fid, severity = _ROUTE_RULES[kind]
+    owners = sorted({i["owner"] for i in items if i.get("owner")})
+    owner = owners[0] if len(owners) == 1 else None
+    haves = [{"dst": i["dst"], **i["have"]} for i in items if i.get("have")]
+    wants = [targets.get(i["dst"]) or {"dst": i["dst"], **i["want"]} for i in items if i.get("want")]
+    next_hops = sorted({r["gateway"] for r in haves if r.get("gateway")})
+    named = {gw: fleet.describe(gw, host) for gw in next_hops if fleet.describe(gw, host)}
+    evidence = {"kind": kind, "count": len(items), "routes": _limited(route_text(r) for r in haves),
+                "expected": _limited(route_text({**r, "protocol": None}) for r in wants)}
+    if owner:
+        node = fleet.nodes.get(owner) or {}
+        evidence.update(owner=owner, owner_ip=node.get("ip"), owner_ip_source=node.get("ip_source"))
+    elif owners:
+        evidence["owners"] = _limited(owners)
+    if named:
+        evidence["next_hops"] = named
+    blocks = _plural(len(items), "block") + (f" of {owner}" if owner else "")
+    first = items[0]
+    if kind in ("wrong_next_hop", "wrong_device"):
+        have, want = first["have"], first["want"]
+        gw = have.get("gateway")
+        if kind == "wrong_next_hop":
+            what = f"via {gw}{f' ({named[gw]})' if gw in named else ''} instead of {want['gateway']}"
+        else:
+            what = (f"via {gw} dev {have.get('dev')}{'' if have.get('onlink') else ' without onlink'} instead of "
+                    f"dev {want['dev']} onlink")
+        summary = f"{host} routes {blocks} {what}"
+        remedy = (f"Fix the cause first: {owner or 'each owner'}'s registered IP must be the address that reaches it "
+                  "(AD001, SRC001) and NetworkManager must leave Calico devices alone (NM001). Then replace the "
+                  f"route{'' if len(items) == 1 else 's'} on {host} with the protocol of its Calico routes "
+                  "(netdoctor.calico.calico_routes does it; its check mode shows the plan): "
+                  f"{_commands('replace', wants)}. If BIRD/Felix puts the old route back, the datastore still holds "
+                  "the wrong node IP.")
+    elif kind == "shadow":
+        summary = f"{host} has {_plural(len(items), 'non-Calico route')} inside {blocks}: {route_text(haves[0])}"
+        evidence["blocks"] = _limited(sorted({i["block"] for i in items}))
+        remedy = (f"A more specific route overrides part of {first['block']} on {host}. Remove it if it is not "
+                  f"intended ({_commands('del', haves)}) and fix whatever adds it (NetworkManager, a static route "
+                  "file); netdoctor never deletes routes Calico does not own.")
+    elif kind == "missing":
+        summary = f"{host} has no route to {blocks}"
+        remedy = (f"BIRD (IPIP/BGP) or Felix (VXLAN) should program these routes: check the BGP session from {host} "
+                  f"to {owner or 'the owners'} (BGP001) and calico-node's logs there. To restore traffic now: "
+                  f"{_commands('add', wants)} (netdoctor.calico.calico_routes adds them).")
+    else:
+        summary = (f"{host} keeps {_plural(len(items), 'Calico route')} to blocks nobody owns, via "
+                   f"{', '.join(next_hops[:3]) or 'no next hop'}{' ...' if len(next_hops) > 3 else ''}")
+        remedy = ("These are left over from a removed node or a moved block (BIRD runs with persist, so its routes "
+                  f"outlive it). Delete them on {host}: {_commands('del', haves)} (netdoctor.calico.calico_routes "
+                  "deletes them when every node answered the audit), and decommission stale Node resources "
+                  "(`calicoctl delete node <name>`).")
+    return _findings.finding(fid, severity, host, summary, evidence, remedy, peer=owner)
+
+
+def _lookup_text(peer_ip, lookup):
+    via = f" via {lookup['gateway']}" if lookup.get("gateway") else ""
+    return f"{peer_ip}{via} dev {lookup.get('dev')} src {lookup.get('prefsrc')}"
+
+
+def _source_findings(host, fleet):
+    """SRC001: the kernel's route towards a peer's Calico IP leaves with another source address
+    (IPIP packets from it are dropped by the peer: only registered node IPs are allowed) or by
+    another interface than the one holding this node's Calico IP."""
+    fact, node = fleet.facts[host], fleet.nodes[host]
+    own, lookups = node["ip"], fact.get("peer_routes") or {}
+    if not own or not lookups:
+        return []
+    mode = (fact.get("calico") or {}).get("mode") or fleet.mode
+    own_dev = fleet.calico_interface(host)
+    groups = {}
+    for peer_ip, lookup in sorted(lookups.items()):
+        if not isinstance(lookup, dict) or lookup.get("error") or peer_ip == own:
+            continue
+        src, dev = lookup.get("prefsrc"), lookup.get("dev")
+        if src and src != own:
+            problem = "source"
+        elif own_dev and dev and dev != own_dev:
+            problem = "interface"
+        else:
+            continue
+        groups.setdefault((problem, src, dev), []).append(peer_ip)
+    out = []
+    for (problem, src, dev), peer_ips in sorted(groups.items(), key=str):
+        peers = {ip: fleet.by_ip.get(ip) for ip in peer_ips}
+        peer = peers[peer_ips[0]] if len(peer_ips) == 1 else None
+        if len(peer_ips) > 1:
+            towards = f"{len(peer_ips)} peers"
+        else:
+            towards = f"{peer} ({peer_ips[0]})" if peer else peer_ips[0]
+        first = peer_ips[0]
+        if problem == "source":
+            severity = "critical" if mode == "ipip" else "warning"
+            summary = f"{host} reaches {towards} from {src} on {dev}, not from its Calico IP {own}"
+            via = f" via {lookups[first]['gateway']}" if lookups[first].get("gateway") else ""
+            remedy = (f"Make {host}'s routes towards the other nodes carry src {own}: "
+                      f"`ip route replace {first}/32{via} dev {dev} src {own}`, or the same `src` on the route that "
+                      f"`ip route get {first}` selects, persisted in the distro's network config (leave the default "
+                      "route alone unless you mean to move it). Alternatives: an IP_AUTODETECTION_METHOD that makes "
+                      f"both sides agree (AD001), adding {src} to FelixConfiguration externalNodesList, or VXLAN, "
+                      f"which pins the outer source. Check: `ip route get {first}` shows src {own}.")
+        else:
+            severity = "warning"
+            summary = f"{host} reaches {towards} by {dev}, not by {own_dev} which holds its Calico IP {own}"
+            remedy = (f"Replies from {towards} come back to {own} on {own_dev} while {host} sends by {dev}: with "
+                      f"strict rp_filter on either side they are dropped. Route the peers' network via {own_dev} "
+                      f"(`ip route replace <peer network> via <gateway on {own_dev}> dev {own_dev} src {own}`, "
+                      "persisted in the network config), or set rp_filter to loose (2) on both nodes (SYS001).")
+        out.append(_findings.finding(
+            "SRC001", severity, host, summary,
+            {"calico_ip": own, "calico_ip_source": node["ip_source"], "calico_interface": own_dev, "mode": mode,
+             "route_get": _limited(_lookup_text(ip, lookups[ip]) for ip in peer_ips),
+             "peers": dict(list(peers.items())[:EVIDENCE_LIMIT]), "count": len(peer_ips)},
+            remedy, peer=peer,
+        ))
+    return out
+
+
+def _mesh_peer_findings(host, fleet):
+    """BGP001 (fleet part): a node-to-node mesh peer at an address that is no node's Calico IP.
+    Sessions that are not Established are the node-local rule's."""
+    out = []
+    for peer in (fleet.facts[host].get("bird") or {}).get("peers") or ():
+        address = peer.get("address")
+        mesh = "mesh" in (peer.get("type") or "") or (peer.get("name") or "").startswith("Mesh_")
+        if not mesh or not address or address in fleet.by_ip:
+            continue
+        held = fleet.holder.get(address)
+        holder = held[0] if held and held[0] != host else None
+        # With a node missing from the map, an unknown address may be that node's.
+        if not (fleet.expected["complete"] or holder):
+            continue
+        state = " ".join(str(v) for v in (peer.get("state"), peer.get("info")) if v)
+        known = f" ({fleet.describe(address, host)}, registered as {fleet.nodes[holder]['ip']})" if holder else ""
+        out.append(_findings.finding(
+            "BGP001", "warning", host,
+            f"{host} has a mesh BGP peer {address}{known} that is no node's Calico IP ({state})",
+            {"peer": {k: peer.get(k) for k in ("name", "address", "type", "state", "since", "info")},
+             "peer_address_holder": fleet.describe(address, host),
+             "node_ips": _limited(f"{h} {n['ip']}" for h, n in sorted(fleet.nodes.items()) if n["ip"])},
+            f"The mesh is built from the registered node IPs, so {address} was registered by a node once: "
+            + (f"{holder}'s calico-node now registers another address (AD001/AD002); pin one autodetection "
+               "method for the fleet." if holder else
+               "decommission the stale Node resource (`calicoctl get nodes -o wide`, `calicoctl delete node "
+               "<name>`)."),
+            peer=holder,
+        ))
+    return out
+
+
+def recommendation(fleet_or_facts, targets):
+    """One IP_AUTODETECTION_METHOD for the whole fleet, replayed on every node's links
+    (``_autodetect.recommend_method``); ``targets``: host -> the address it must pick."""
+    from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect  # noqa: PLC0415
+
+    nodes = []
+    for host, target in sorted(targets.items()):
+        fact = fleet_or_facts[host]
+        auto = fact.get("autodetection") or {}
+        nodes.append({"host": host, "snapshot": _autodetect.snapshot_from_fact_links(fact.get("links")),
+                      "intended": target, "calico_version": auto.get("calico_version")})
+    rec = _autodetect.recommend_method(nodes)
+    if rec.get("method"):
+        rec["operator"] = _autodetect.operator_form(rec["method"])
+    return rec
+
+
+def _autodetect_findings(fleet, local):
+    """AD001: the address calico-node registered is not the node's intended IP, or (nothing
+    registered known) its method picks another one. AD002: the method now picks another address
+    than the registered one, so the node IP moves at the next detection. What the node-local rule
+    already reported is kept; every AD finding, node-local or not, gets one method for the fleet."""
+    out, targets = [], {}
+    for host in sorted(fleet.facts):
+        fact, node = fleet.facts[host], fleet.nodes[host]
+        auto = fact.get("autodetection") or {}
+        intended = fleet.intended.get(host) or _address(auto.get("intended"))
+        registered = node["ip"] if node["ip_source"] in REGISTERED_SOURCES else None
+        if intended or registered:
+            targets[host] = intended or registered
+        ip_env = _env(fact).get("IP")
+        if _address(ip_env) or ip_env == "none":
+            continue  # IP=<address> or IP=none: calico-node does not autodetect IPv4
+        method = auto.get("method_in_use") or ""
+        result = next((r for r in auto.get("results") or ()
+                       if (r.get("method") or "") == method and r.get("version", 4) == 4), None) or {}
+        predicted = _address(result.get("address"))
+        method = method or "first-found"
+        picks = f"{method} on {host} picks {result.get('address')} ({result.get('interface')})"
+        if registered and intended and registered != intended:
+            fid, severity = "AD001", "critical"
+            summary = f"{host} is registered with {registered}, not its intended IP {intended}"
+        elif predicted and registered and predicted != registered:
+            # IP=autodetect re-detects every 60 s: the move is imminent.
+            fid, severity = "AD002", "critical" if ip_env == "autodetect" else "warning"
+            summary = f"{picks}, but calico-node registered {registered}: the node IP moves at the next detection"
+        elif predicted and intended and predicted != intended:
+            fid, severity = "AD001", "critical"
+            summary = f"{picks}, not its intended IP {intended}"
+        else:
+            continue
+        evidence = {"method_in_use": method, "ip_env": ip_env, "predicted": result.get("address"),
+                    "predicted_interface": result.get("interface"), "registered": registered,
+                    "registered_source": node["ip_source"] if registered else None, "intended": intended,
+                    "candidates": _limited(f"{c.get('interface')} {c.get('address')}: "
+                                           f"{'taken' if c.get('taken') else c.get('reason')}"
+                                           for c in result.get("candidates") or ())}
+        out.append(_findings.finding(fid, severity, host, summary, evidence, ""))
+    pending = out + [f for f in local if f.get("id") in ("AD001", "AD002")]
+    if pending:
+        rec = recommendation(fleet.facts, targets)
+        for finding in pending:
+            _recommend(finding, rec, len(targets))
+    return out
+
+
+def _recommend(finding, rec, count):
+    """Attach the fleet-wide method to an autodetection finding (in place); a node-local remedy
+    (a method checked on that node only) moves to the evidence."""
+    per_host = next((e for e in rec.get("evidence") or () if e.get("host") == finding.get("host")), None)
+    evidence = {**(finding.get("evidence") or {}), "recommended_method": rec.get("method"),
+                "recommendation": {"reason": rec.get("reason"), "on_this_node": per_host, "tried": rec.get("tried")}}
+    method = rec.get("method")
+    if method:
+        if finding.get("remedy"):
+            evidence["node_local_remedy"] = finding["remedy"]
+        finding["remedy"] = (
+            f"Set one method for the whole fleet: IP_AUTODETECTION_METHOD={method} (replayed on all {count} nodes, it "
+            "picks each node's intended IP) - `kubectl set env daemonset/calico-node -n kube-system "
+            f"IP_AUTODETECTION_METHOD={method}`, or with the operator Installation.spec.calicoNetwork."
+            f"nodeAddressAutodetectionV4: {rec['operator']}. calico-node then re-registers the node IP; rerun the "
+            "audit to check the routes (RT001) and BGP peers (BGP001).")
+    else:
+        fix = f"No single IP_AUTODETECTION_METHOD fits the fleet: {rec.get('reason')}."
+        finding["remedy"] = f"{finding['remedy']} {fix}" if finding.get("remedy") else fix
+    finding["evidence"] = evidence

@@ -1,0 +1,305 @@
+#!/usr/bin/python
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: calico_node_facts
+short_description: Gather what a Calico engineer reads off a node, with a replay of Calico's IP autodetection
+version_added: 0.1.0
+description:
+  - Reads the node's links, addresses, routes, neighbours and rules over netlink (pyroute2), classifies the routes by
+    who owns them (BIRD, Felix, workload, other), and infers Calico's networking mode, tunnel device, local blocks and
+    workloads.
+  - Reads the sysctls Calico depends on, NetworkManager's B(effective) C(unmanaged-devices) (all drop-ins merged in
+    NetworkManager's order, C(+=)/C(-=) honoured), systemd-networkd C(.network) files that match Calico devices, BIRD's
+    BGP peers through its control socket, the node name files, the CNI config and calico-node's environment.
+  - Replays Calico's IP autodetection exactly (reverse ifindex order, unanchored regexes, the exclusion list of the
+    given Calico version, no link-state filter) for the method calico-node uses and for any methods given, listing
+    every candidate interface and why it was taken or skipped.
+  - Runs the node-local rules of the incident catalogue and returns their findings.
+  - Returns C(changed=false) and one fact, C(ansible_facts.calico_node).
+author:
+  - netdoctor.calico contributors (@netdoctor)
+requirements:
+  - pyroute2 >= 0.9 on the managed node
+extends_documentation_fragment:
+  - netdoctor.calico._attributes
+  - netdoctor.calico._attributes.facts
+  - netdoctor.calico._attributes.actiongroup_calico
+options:
+  autodetection_methods:
+    description:
+      - Extra C(IP_AUTODETECTION_METHOD) values to replay besides the one calico-node uses on this node (first-found
+        when it is not set).
+      - Each is validated the way calico-node validates it; an invalid one is reported in its result, not a failure.
+    type: list
+    elements: str
+    default: []
+  calico_version:
+    description:
+      - Calico version whose default interface exclusion list the replay uses. Calico v3.25 anchored the patterns and
+        added C(podman), C(br-), the VXLAN/WireGuard devices and C(nodelocaldns).
+    type: str
+    default: "3.30"
+  kubernetes_internal_ip:
+    description:
+      - The node's Kubernetes InternalIP, for replaying the C(kubernetes-internal-ip) method.
+    type: str
+  intended_ip:
+    description:
+      - The address this node should be registered with (for example the inventory address). Used by the node-local
+        autodetection rule; the fleet audit compares it across nodes.
+    type: str
+  peer_ips:
+    description:
+      - Calico IPs of the other nodes. For each the kernel's route lookup is recorded in
+        RV(ansible_facts.calico_node.peer_routes) (outgoing device and source address), which the fleet audit needs
+        for the source-address check.
+    type: list
+    elements: str
+    default: []
+  full_routes:
+    description:
+      - Return every remote block route. By default they are summarised (counts by device and owner), which keeps the
+        fact small on nodes of large clusters.
+    type: bool
+    default: false
+  bird_socket:
+    description:
+      - BIRD's control socket, as calico-node creates it. A missing socket is reported in the fact, not an error.
+    type: path
+    default: /var/run/calico/bird.ctl
+notes:
+  - Route protocol numbers are Calico's owners - 12 (bird) is BIRD, 80 is Felix (blackholes, no-encap, IPIP from
+    v3.33), 3 (boot) is Felix's workload and VXLAN routes; iproute2 hides proto boot unless C(ip -d route) is used.
+  - The finding ids are documented in the collection's C(docs/findings.md).
+"""
+
+EXAMPLES = r"""
+- name: Gather Calico facts
+  netdoctor.calico.calico_node_facts:
+
+- name: Replay two candidate methods as well, for a multi-NIC node
+  netdoctor.calico.calico_node_facts:
+    autodetection_methods:
+      - interface=^eth0$
+      - cidr=192.0.2.0/24
+    intended_ip: "{{ ansible_host }}"
+
+- name: Fail the play when the node has a critical finding
+  ansible.builtin.assert:
+    that: ansible_facts['calico_node']['findings'] | selectattr('severity', 'equalto', 'critical') | list | length == 0
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: complex
+  contains:
+    calico_node:
+      description: What was read off the node. See the collection's docs/development.md for the full data model.
+      returned: always
+      type: complex
+      contains:
+        schema_version:
+          description: Version of this fact's layout.
+          type: int
+          sample: 1
+        hostname:
+          description: The node's hostname.
+          type: str
+          sample: node1
+        links:
+          description:
+            - Every link in ascending ifindex order, with its addresses in kernel order.
+            - Keys are C(index), C(name), C(kind) (veth, vxlan, bridge, ipip, dummy, ... or null), C(up) (admin state),
+              C(operstate), C(mtu), C(mac), C(master) (ifindex), C(link) (parent ifindex), C(vxlan) (vni, port, local,
+              link; vxlan links only) and C(addresses) (family, address, prefixlen, scope, flags, label).
+          type: list
+          elements: dict
+        routes:
+          description:
+            - Main-table routes, classified. Each route has C(family), C(dst), C(type), C(protocol) (number),
+              C(protocol_name), C(scope), C(gateway), C(oif), C(dev), C(metric), C(prefsrc), C(onlink), C(multipath).
+            - C(counts) has C(total), C(by_class) and C(by_protocol); C(local_blocks) (blackholes), C(workloads)
+              (/32 dev cali*), C(tunnel), C(remote_blocks) (a summary unless O(full_routes)) and C(other) are lists.
+          type: dict
+        calico:
+          description:
+            - C(mode) (bgp, ipip, vxlan, wireguard or none) inferred from devices and routes, C(tunnel) (device,
+              address, mtu), C(local_blocks), C(workloads) (interface, ip, up, proxy_arp) and C(vxlan) (neighbours
+              and FDB entries on vxlan.calico).
+          type: dict
+        sysctls:
+          description:
+            - C(net.ipv4.ip_forward), rp_filter for all/default, and per interface rp_filter, proxy_arp and forwarding.
+          type: dict
+        network_manager:
+          description:
+            - C(installed), C(running), C(files) in NetworkManager's parse order, the effective C(unmanaged_devices),
+              C(history) (which file set, appended or removed what), C(calico_devices) (pattern -> unmanaged?),
+              C(managed_calico_devices) and, when NetworkManager runs, its live C(devices).
+          type: dict
+        networkd:
+          description: systemd-networkd C(.network) files whose C([Match]) catches Calico devices.
+          type: dict
+        bird:
+          description:
+            - BIRD read through its control socket - C(available), C(error), C(version), C(router_id), C(peers)
+              (name, address, type, state, since, info - the data of C(calicoctl node status)) and C(protocols).
+          type: dict
+        identity:
+          description:
+            - C(nodename_file) (/var/lib/calico/nodename), C(cni) (file, nodename, ipam_type, log_level, mtu),
+              C(hosts_resolves_hostname) and C(calico_node) (pid and the environment keys that matter) when calico-node
+              runs on the node.
+          type: dict
+        peer_routes:
+          description: For each of O(peer_ips), the kernel's route lookup - C(prefsrc), C(dev), C(gateway).
+          type: dict
+        autodetection:
+          description:
+            - C(method_in_use), C(calico_version) and C(results) - one per replayed method with C(method), C(valid),
+              C(error), C(address) (CIDR), C(interface), C(log) (the line calico-node would print) and C(candidates)
+              (interface, index, address, taken, reason) in the order Calico walks them.
+          type: dict
+        findings:
+          description:
+            - Node-local findings - C(id), C(severity) (critical, warning, info), C(host), C(summary), C(evidence),
+              C(remedy).
+          type: list
+          elements: dict
+"""
+
+import socket
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.netdoctor.calico.plugins.module_utils import (
+    _autodetect,
+    _bird,
+    _calico_view,
+    _findings,
+    _netlink,
+    _nm_config,
+    _node_files,
+)
+
+SCHEMA_VERSION = 1
+NM_BINARY = "NetworkManager"
+
+
+def _can_reach_dests(methods):
+    return [m.split("=", 1)[1].strip() for m in methods if m and m.strip().startswith(_autodetect.CAN_REACH)]
+
+
+def _route_summary(route):
+    return None if route is None else {"prefsrc": route.get("prefsrc"), "dev": route.get("dev"),
+                                       "gateway": route.get("gateway")}
+
+
+def _network_manager(module, links):
+    nm_bin = module.get_bin_path(NM_BINARY, opt_dirs=["/usr/sbin", "/sbin"])
+    running = _node_files.process_running(NM_BINARY)
+    version = devices = None
+    if nm_bin:
+        rc, out, _err = module.run_command([nm_bin, "--version"])
+        version = out.strip() if rc == 0 else None
+    if running:
+        nmcli = module.get_bin_path("nmcli")
+        if nmcli:
+            rc, out, _err = module.run_command([nmcli, "-t", "-f", "DEVICE,TYPE,STATE", "device"])
+            devices = _nm_config.parse_nmcli_devices(out) if rc == 0 else None
+    return _nm_config.network_manager_facts(_nm_config.discover("/"), installed=bool(nm_bin), running=running,
+                                            devices=devices, nm_version=version)
+
+
+def gather(module):
+    params = module.params
+    hostname = socket.gethostname()
+    identity = _node_files.identity_facts(hostname)
+    env = (identity.get("calico_node") or {}).get("env") or {}
+    method_in_use = env.get("IP_AUTODETECTION_METHOD", "")
+    method6 = env.get("IP6_AUTODETECTION_METHOD", "") if env.get("IP6") == "autodetect" else None
+    methods = [method_in_use, method6 or "", *params["autodetection_methods"]]
+    bird = _bird.bird_facts(params["bird_socket"])
+
+    with _netlink.Netlink() as nl:
+        snap = nl.snapshot()
+        # can-reach is the kernel's own route lookup: resolve it now, on this node, while the socket is open.
+        route_source = {}
+        for dest in _can_reach_dests(methods):
+            try:
+                route_source[dest] = (nl.route_get(dest) or {}).get("prefsrc")
+            except (OSError, ValueError):
+                route_source[dest] = None
+        peer_routes = {}
+        for peer in params["peer_ips"]:
+            try:
+                peer_routes[peer] = _route_summary(nl.route_get(peer))
+            except (OSError, ValueError) as exc:
+                module.fail_json(msg=f"peer_ips: cannot look up a route to {peer!r}: {exc}")
+
+    names = [link["name"] for link in snap["links"] if link["name"] != "lo"]
+    sysctls = _node_files.read_sysctls(names)
+    routes = _calico_view.classify_routes(snap, full=params["full_routes"])
+    ip_env = env.get("IP")
+    registered = ip_env if ip_env not in (None, "", "autodetect", "none") else None
+    fact = {
+        "schema_version": SCHEMA_VERSION,
+        "hostname": hostname,
+        "links": _netlink.links_with_addresses(snap),
+        "routes": routes,
+        "calico": _calico_view.calico_view(snap, sysctls, routes=routes),
+        "sysctls": sysctls,
+        "network_manager": _network_manager(module, snap["links"]),
+        "networkd": _node_files.networkd_facts(),
+        "bird": bird,
+        "identity": identity,
+        "peer_routes": peer_routes,
+        "autodetection": _autodetect.autodetection_fact(
+            snap, method_in_use, calico_version=params["calico_version"], route_source=route_source,
+            internal_ips=[params["kubernetes_internal_ip"]] if params["kubernetes_internal_ip"] else None,
+            method6_in_use=method6, also=params["autodetection_methods"], intended=params["intended_ip"],
+            registered=registered),
+    }
+    fact["findings"] = _findings.node_findings(fact)
+    return fact
+
+
+def build_module():
+    return AnsibleModule(
+        argument_spec={
+            "autodetection_methods": {"type": "list", "elements": "str", "default": []},
+            "calico_version": {"type": "str", "default": "3.30"},
+            "kubernetes_internal_ip": {"type": "str"},
+            "intended_ip": {"type": "str"},
+            "peer_ips": {"type": "list", "elements": "str", "default": []},
+            "full_routes": {"type": "bool", "default": False},
+            "bird_socket": {"type": "path", "default": _bird.DEFAULT_SOCKET},
+        },
+        supports_check_mode=True,
+    )
+
+
+def main():
+    module = build_module()
+    if not _netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+    try:
+        _autodetect.parse_calico_version(module.params["calico_version"])
+    except ValueError as exc:
+        module.fail_json(msg=f"calico_version: {exc}")
+    try:
+        fact = gather(module)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read the node's network state: {exc}", exception=traceback.format_exc())
+    module.exit_json(changed=False, ansible_facts={"calico_node": fact})
+
+
+if __name__ == "__main__":
+    main()

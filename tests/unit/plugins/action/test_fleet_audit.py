@@ -1,0 +1,152 @@
+"""fleet_audit end to end: a real ansible-playbook run on the controller over five local hosts
+whose calico_node facts are seed 001 case 1 (set by a tiny test module), one host failing before
+the audit. Checks the result, the report files, check mode and fail_on."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.netdoctor.calico.plugins.action import fleet_audit as action
+from ansible_collections.netdoctor.calico.plugins.modules import fleet_audit as docs
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from fleet_fixtures import seed_case1  # noqa: E402 - the shared fixtures live next to the module_utils tests
+
+ROOT = Path(__file__).parents[4]
+PLAYBOOK = """
+- name: Audit a fleet of test facts
+  hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: Load this host's facts
+      test_calico_facts:
+        path: "{{ facts_dir }}/{{ inventory_hostname }}.json"
+
+    - name: Node5 fails, as an unreachable node would drop out
+      ansible.builtin.fail:
+        msg: node5 is down
+      when: inventory_hostname == 'node5'
+
+    - name: Audit (fails on the critical RT001, after writing the reports)
+      netdoctor.calico.fleet_audit:
+        report_dir: "{{ out }}/reports"
+        query: "findings[?id=='RT001'].[host, peer]"
+        intended_ip_var: intended
+      run_once: true
+      register: audit
+      ignore_errors: true
+
+    - name: Audit in check mode, only reporting
+      netdoctor.calico.fleet_audit:
+        report_dir: "{{ out }}/check"
+        formats: [json, junit]
+        fail_on: never
+      run_once: true
+      check_mode: true
+      register: audit_check
+
+    - name: Keep both results for the test
+      ansible.builtin.copy:
+        content: "{{ {'audit': audit, 'check': audit_check} | to_json }}"
+        dest: "{{ out }}/results.json"
+        mode: "0644"
+      run_once: true
+      delegate_to: localhost
+"""
+MODULE = '''#!/usr/bin/python
+import json
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    with open(module.params["path"], encoding="utf-8") as handle:
+        module.exit_json(changed=False, ansible_facts={"calico_node": json.load(handle)})
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fleet_audit")
+    facts_dir = out / "facts"
+    facts_dir.mkdir()
+    for host, fact in seed_case1().items():
+        (facts_dir / f"{host}.json").write_text(json.dumps(fact), encoding="utf-8")
+    (out / "library").mkdir()
+    (out / "library" / "test_calico_facts.py").write_text(MODULE, encoding="utf-8")
+    (out / "playbook.yml").write_text(textwrap.dedent(PLAYBOOK), encoding="utf-8")
+    inventory = ["[fleet]"] + [f"node{i} intended=192.168.{0 if i == 2 else 3}.{109 + i}" for i in range(1, 6)]
+    inventory += ["[fleet:vars]", "ansible_connection=local", f"ansible_python_interpreter={sys.executable}"]
+    (out / "inventory.ini").write_text("\n".join(inventory) + "\n", encoding="utf-8")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+           "ANSIBLE_LOCAL_TEMP": str(out / "tmp"), "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
+         "-e", f"out={out} facts_dir={facts_dir}"],
+        cwd=out, env=env, capture_output=True, text=True, check=False, timeout=300)
+    results = out / "results.json"
+    assert results.exists(), proc.stdout + proc.stderr
+    return out, proc, json.loads(results.read_text(encoding="utf-8"))
+
+
+def test_the_play_reports_the_failed_host(run):
+    _out, proc, _results = run
+    assert proc.returncode == 2, proc.stdout  # node5 failed; the audit's failure is ignored
+    assert "node5 is down" in proc.stdout
+
+
+def test_audit_result(run):
+    _out, _proc, results = run
+    audit = results["audit"]
+    assert audit["failed"] is True
+    assert "RT001 node3" in audit["msg"]
+    assert audit["changed"] is False
+    assert audit["query_result"] == [["node3", "node1"]]
+    assert audit["summary"]["unreachable"] == ["node5"]
+    assert audit["summary"]["hosts"] == 5
+    assert {(f["id"], f["host"], f["peer"]) for f in audit["findings"]} == {
+        ("RT001", "node3", "node1"), ("UNREACH", "node5", None)}
+    assert audit["expected_map"]["blocks"]["10.122.17.64/26"]["next_hop"] == "192.168.3.110"
+    assert audit["expected_map"]["complete"] is False
+    # intended_ip_var: node5 gave no facts, its inventory address stands in.
+    assert audit["expected_map"]["nodes"]["node5"]["ip"] == "192.168.3.114"
+
+
+def test_reports_are_written_before_failing(run):
+    out, _proc, results = run
+    paths = results["audit"]["report_paths"]
+    assert set(paths) == {"json", "md", "html", "junit"}
+    report = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
+    assert report["schema_version"] == 1
+    assert report["summary"]["by_id"] == {"RT001": 1, "UNREACH": 1}
+    assert "RT001" in Path(paths["md"]).read_text(encoding="utf-8")
+    assert Path(paths["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert not [p for p in (out / "reports").iterdir() if p.name.startswith(".fleet_audit.")]
+
+
+def test_check_mode_still_writes_the_reports(run):
+    out, _proc, results = run
+    check = results["check"]
+    assert not check.get("failed")
+    assert set(check["report_paths"]) == {"json", "junit"}
+    assert sorted(p.name for p in (out / "check").iterdir()) == ["junit.xml", "report.json"]
+
+
+def test_documented_options_are_the_accepted_ones():
+    """validate-modules cannot see an action plugin's arguments: compare them here."""
+    documented = yaml.safe_load(docs.DOCUMENTATION)["options"]
+    assert set(documented) == set(action.ARGUMENT_SPEC)
+    for name, spec in action.ARGUMENT_SPEC.items():
+        doc = documented[name]
+        for key in ("type", "elements", "choices", "default"):
+            assert doc.get(key) == spec.get(key), (name, key)

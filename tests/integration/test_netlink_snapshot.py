@@ -138,17 +138,6 @@ def test_links_match_ip(netns, snap, index):
     assert {by_name[n]["kind"] for n in ("eth0", "br0", "vxlan.calico")} == {"veth", "bridge", "vxlan"}
 
 
-def test_dummy_link_kind(netns):
-    add = ["ip", "-n", netns, "link", "add", "dummy0", "type", "dummy"]
-    if subprocess.run(add, check=False, capture_output=True).returncode:
-        pytest.skip("this kernel has no dummy driver")
-    try:
-        (dummy,) = [link for link in nl.snapshot(netns)["links"] if link["name"] == "dummy0"]
-        assert (dummy["kind"], dummy["up"]) == ("dummy", False)
-    finally:
-        run("ip", "-n", netns, "link", "del", "dummy0")
-
-
 ADDRESS_FLAG_KEYS = {"secondary": "secondary", "temporary": "temporary", "nodad": "nodad",
                      "optimistic": "optimistic", "dadfailed": "dadfailed", "home": "homeaddress",
                      "deprecated": "deprecated", "tentative": "tentative", "mngtmpaddr": "managetempaddr",

@@ -50,7 +50,7 @@ def snapshot(mode):
 
 def _timed(fn, *args, runs=7):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         result = fn(*args)
         times.append((time.perf_counter() - start) * 1000)
@@ -65,7 +65,7 @@ def main():
     for mode in ("ipip", "vxlan"):
         snap = snapshot(mode)
         routes, best, median = _timed(_calico_view.classify_routes, snap)
-        view, view_best, _ = _timed(_calico_view.calico_view, snap, {}, routes)
+        view, view_best, _runs = _timed(_calico_view.calico_view, snap, {}, routes)
         assert routes["counts"]["by_class"]["remote_blocks"] == PEERS * BLOCKS_PER_PEER and not routes["suspect"]
         assert view["mode"] == mode
         ok = ok and best < TARGET_MS

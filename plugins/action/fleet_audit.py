@@ -18,7 +18,7 @@ FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "jun
 
 ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str"},
-    "unreachable": {"type": "list", "elements": "str"},
+    "unreachable": {"type": "raw"},
     "intended_ips": {"type": "dict", "default": {}},
     "intended_ip_var": {"type": "str"},
     "drift": {"type": "dict", "default": {}},
@@ -29,7 +29,19 @@ ARGUMENT_SPEC = {
     "query": {"type": "str"},
     "fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "critical"},
     "junit_fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "warning"},
+    "map_only": {"type": "bool", "default": False},
 }
+
+
+def _unreachable(value):
+    """The ``unreachable`` option: a list of hosts, or host -> reason (None: no reason known)."""
+    if isinstance(value, dict):
+        return {str(h): (str(r) if r not in (None, "") else None) for h, r in value.items()}
+    if isinstance(value, (list, tuple)):
+        return {str(h): None for h in value}
+    if isinstance(value, str):
+        return {h.strip(): None for h in value.split(",") if h.strip()}
+    raise AnsibleActionFail(f"unreachable must be a list of hosts or a dict host -> reason, not {type(value).__name__}")
 
 
 def _write_atomic(path, text):
@@ -63,10 +75,10 @@ class ActionModule(ActionBase):
         hosts = args["hosts"] if args["hosts"] is not None else play_hosts
         hostvars = task_vars.get("hostvars") or {}
         if args["unreachable"] is not None:
-            unreachable = set(args["unreachable"])
+            unreachable = _unreachable(args["unreachable"])
         else:
             # Failed or unreachable hosts drop out of ansible_play_hosts but stay in _all.
-            unreachable = set(play_hosts) - set(task_vars.get("ansible_play_hosts") or ())
+            unreachable = dict.fromkeys(set(play_hosts) - set(task_vars.get("ansible_play_hosts") or ()))
         facts_by_host, intended = {}, {}
         for host in hosts:
             host_vars = hostvars.get(host) or {}
@@ -76,10 +88,18 @@ class ActionModule(ActionBase):
                 intended[host] = str(host_vars[args["intended_ip_var"]])
         intended.update({h: str(ip) for h, ip in args["intended_ips"].items()})
         # A host in the play without facts (facts task skipped or failed) was not audited either.
-        unreachable |= {h for h, fact in facts_by_host.items() if fact is None}
+        for host, fact in facts_by_host.items():
+            if fact is None:
+                unreachable.setdefault(host, None)
+
+        if args["map_only"]:
+            # The first half of an audit: the map each node checks its own routes against.
+            result.update(changed=False, expected_map=_fleet.expected_map(
+                facts_by_host, intended, pools=args["pools"], cross_subnet=args["cross_subnet"]))
+            return result
 
         expected, findings, host_lines = _fleet.audit(
-            facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=sorted(unreachable),
+            facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=unreachable,
             pools=args["pools"], cross_subnet=args["cross_subnet"])
         generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         report = _report.build_report(expected, findings, host_lines, generated)

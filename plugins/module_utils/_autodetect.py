@@ -418,7 +418,7 @@ def _route_source(route_source, dest, version):
     if not src:
         return None, f"no route-lookup source supplied for {dest} (run `ip route get {dest}` on the node)"
     try:
-        ip = ipaddress.ip_address(str(src).split("/")[0])
+        ip = ipaddress.ip_address(str(src).split("/", maxsplit=1)[0])
     except ValueError:
         return None, f"route-lookup source {src!r} for {dest} is not an IP address"
     if ip.version != version:
@@ -585,7 +585,7 @@ def go_quote(name):
 
 
 def _ip_only(text):
-    return ipaddress.ip_address(str(text).split("/")[0])
+    return ipaddress.ip_address(str(text).split("/", maxsplit=1)[0])
 
 
 def _intended_on_node(node, version):
@@ -617,7 +617,7 @@ def _skip_list(nodes, version, calico_version):
     """Interfaces that first-found takes before the intended one, gathered over all nodes."""
     skips = []
     for node in nodes:
-        for _ in range(len(node["snapshot"].get("links") or ()) + 1):
+        for _attempt in range(len(node["snapshot"].get("links") or ()) + 1):
             method = SKIP_INTERFACE + ",".join(skips) if skips else FIRST_FOUND
             res = _replay_on(node, method, version, calico_version)
             if res["address"] is None or _ip_only(res["address"]) == _ip_only(node["intended"]):

@@ -458,7 +458,7 @@ class _RouteDecoder:
         out.append(route)
 
     def _decode_one(self, data, off, end, out):
-        table, route, _ = _route_message(data, off + 16, end, self.names)
+        table, route, _shape = _route_message(data, off + 16, end, self.names)
         if route is not None and (self.table is None or table == self.table):
             out.append(route)
 
@@ -812,7 +812,7 @@ class Netlink:
         lookup_flags = _RTM_F_LOOKUP_TABLE if family == _AF_INET else 0
 
         def decode(data, start, end):
-            table, route, _ = _route_message(data, start, end, {})
+            table, route, _shape = _route_message(data, start, end, {})
             if route is not None:
                 route["table"] = table
             return route

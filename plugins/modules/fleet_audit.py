@@ -45,6 +45,9 @@ attributes:
   diff_mode:
     support: N/A
     details: Nothing on the managed nodes changes.
+  idempotent:
+    support: full
+    details: It reads facts and writes reports; it never changes a node, and the same input gives the same report.
   action:
     description: Indicates this has a corresponding action plugin so some parts of the task can be executed on the
       controller.
@@ -71,11 +74,12 @@ options:
     elements: str
   unreachable:
     description:
-      - Hosts that failed or were unreachable. Defaults to C(ansible_play_hosts_all) minus C(ansible_play_hosts).
-      - Each is reported (UNREACH) and the audit of the others goes on. A host of O(hosts) without facts is treated
-        the same way.
-    type: list
-    elements: str
+      - Hosts that failed or were unreachable - a list of hosts, or a dict host to the reason (for example the
+        C(msg) of the task that could not reach it), which the report quotes. Defaults to C(ansible_play_hosts_all)
+        minus C(ansible_play_hosts).
+      - Each is reported (UNREACH) and the audit of the others goes on; its facts, if any, are not used. A host of
+        O(hosts) without facts is treated the same way.
+    type: raw
   intended_ips:
     description:
       - Host to the address the node should be registered with (the inventory address, the kubelet InternalIP).
@@ -136,6 +140,14 @@ options:
     type: str
     choices: [critical, warning, info, never]
     default: warning
+  map_only:
+    description:
+      - Only build and return RV(expected_map) - the first half of an audit, whose map each node then checks its own
+        routes against (M(netdoctor.calico.calico_routes) in check mode) before the second, full call takes their
+        O(drift). No rule runs, no report is written and the task never fails on findings; O(report_dir),
+        O(formats), O(query), O(fail_on) and O(drift) are ignored.
+    type: bool
+    default: false
 notes:
   - Use it in a play over the Calico nodes after M(netdoctor.calico.calico_node_facts), with C(run_once=true).
   - Each node's facts are small (its own blocks, addresses and findings, never its full route table), so the analysis
@@ -155,6 +167,13 @@ EXAMPLES = r"""
     intended_ip_var: ansible_host
     report_dir: "{{ playbook_dir }}/reports"
   run_once: true
+
+- name: The expected map alone, for the route check on every node
+  netdoctor.calico.fleet_audit:
+    map_only: true
+    intended_ip_var: ansible_host
+  run_once: true
+  register: fleet_map
 
 - name: Only report, and list the hosts with a wrong next hop
   netdoctor.calico.fleet_audit:
@@ -193,7 +212,7 @@ findings:
   description:
     - Every finding, worst first - C(id), C(severity) (critical, warning, info), C(host), C(peer) (when it concerns
       a pair of nodes), C(summary), C(evidence), C(remedy).
-  returned: always
+  returned: unless O(map_only)
   type: list
   elements: dict
   sample:
@@ -207,13 +226,13 @@ findings:
       remedy: Fix the cause first ... `ip route replace 10.122.17.64/26 via 192.168.3.110 dev tunl0 proto bird onlink`
 summary:
   description: Counts by severity and id, the number of hosts, the unreachable ones and the worst severity.
-  returned: always
+  returned: unless O(map_only)
   type: dict
   sample: {hosts: 5, audited: 5, unreachable: [], findings: 1, critical: 1, warning: 0, info: 0,
            by_id: {RT001: 1}, worst: critical, mode: ipip}
 report_paths:
   description: Format to the path of each report written.
-  returned: always
+  returned: unless O(map_only)
   type: dict
   sample: {json: /srv/audit/report.json, md: /srv/audit/report.md, html: /srv/audit/report.html,
            junit: /srv/audit/junit.xml}

@@ -166,7 +166,7 @@ def serve(path, script):
     server.listen(1)
 
     def run():
-        conn, _ = server.accept()
+        conn, _peer = server.accept()
         with conn:
             script(conn)
         server.close()
@@ -207,7 +207,7 @@ def test_replies_split_into_small_chunks_are_reassembled(tmp_path):
         for answer in ("v4_show_status.txt", "v4_show_protocols_all.txt"):
             while b"\n" not in received:
                 received += conn.recv(100)
-            _command, _, received = received.partition(b"\n")
+            _command, _nl, received = received.partition(b"\n")
             send(read(answer))
 
     thread = serve(path, script)

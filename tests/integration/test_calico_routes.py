@@ -396,8 +396,8 @@ def test_source_routes_on_a_multi_homed_node(make_node, extra, want):
     assert result["verified"] is True, result
     src = result["source_routes"]
     assert (src["interface"], src["ok_peers"]) == ("eth1", 1)   # node2 shares eth1's subnet already
-    assert {n["network"]: n["action"] for n in src["networks"]} == {"192.0.2.0/24": "prepend",
-                                                                   "203.0.113.14/32": "add"}
+    actions = {n["network"]: n["action"] for n in src["networks"]}
+    assert actions == {"192.0.2.0/24": "prepend", "203.0.113.14/32": "add"}
     for peer, line in want.items():
         assert node.route_get(peer) == line
     assert node.routes("default") == default

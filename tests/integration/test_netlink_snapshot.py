@@ -71,7 +71,7 @@ def netns():
             "net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.all.accept_dad=0",
             "net.ipv6.conf.default.accept_dad=0")
         lines = SETUP.strip().splitlines()
-        links_end = next(i for i, line in enumerate(lines) if line.startswith("addr "))
+        links_end = next((i for i, line in enumerate(lines) if line.startswith("addr ")), len(lines))
         for line in lines[:links_end]:
             run("ip", "-n", name, *line.split())
         for link in LINKS:

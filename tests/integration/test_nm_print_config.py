@@ -137,10 +137,10 @@ def nm_version():
 def described_files(header):
     """Files named in '# NetworkManager configuration: MAIN (lib: a, b) (run: c) (etc: d)'."""
     text = header.split(": ", 1)[1]
-    main, _, rest = text.partition(" (")
+    main, _sep, rest = text.partition(" (")
     names = {}
     for part in ("(" + rest).split(") ") if rest else []:
-        kind, _, listed = part.strip("()").partition(": ")
+        kind, _sep, listed = part.strip("()").partition(": ")
         names[kind] = listed.split(", ")
     return main, names
 

@@ -23,10 +23,13 @@ pip_version=$("$venv/bin/python" -c 'import re, ansible_test._internal.python_re
 mkdir -p ~/.ansible/test/cache
 cp "$root/tests/sanity/get_pip.py" ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 
-dest="$root/build/sanity/ansible_collections/netdoctor/calico"
-rm -rf "$dest" && mkdir -p "$dest"
+# A private copy per run: two runs at once must not delete each other's tree.
+work=$(mktemp -d "$root/build/sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/netdoctor/calico"
+mkdir -p "$dest"
 (cd "$root" && git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/")
 cd "$dest"
 git init -q . && git add -A >/dev/null
 # pslint is for PowerShell, which this collection has none of.
-exec "$venv/bin/ansible-test" sanity --local --python 3.11 --color no --skip-test pslint "$@"
+"$venv/bin/ansible-test" sanity --local --python 3.11 --color no --skip-test pslint "$@"

@@ -69,7 +69,7 @@ def parse_ip_addr(text, kinds=None):
 
 
 def _address(link, words):
-    address, _, prefixlen = words[1].partition("/")
+    address, _slash, prefixlen = words[1].partition("/")
     family = 6 if words[0] == "inet6" else 4
     entry = {"index": link["index"], "family": family, "address": address,
              "prefixlen": int(prefixlen or (128 if family == 6 else 32)), "scope": "global", "flags": [],

@@ -136,8 +136,8 @@ def test_multipath_hops_are_not_shared_between_routes():
 
 
 def test_ipv6_routes():
-    data = (route("2001:db8:1::", 64, family=10, proto=12, attrs=[
-                ("RTA_PRIORITY", 1024), ("RTA_GATEWAY", "fe80::1"), ("RTA_OIF", 2), ("RTA_PREF", 0)])
+    data = (route("2001:db8:1::", 64, family=10, proto=12,
+                  attrs=[("RTA_PRIORITY", 1024), ("RTA_GATEWAY", "fe80::1"), ("RTA_OIF", 2), ("RTA_PREF", 0)])
             + route("2001:db8:2::", 48, family=10, proto=80, rtype=6, attrs=[("RTA_PRIORITY", 1024)])
             + route("::ffff:198.51.100.0", 120, family=10, attrs=[("RTA_OIF", 2)]))
     assert nl.decode_routes(data, NAMES) == [
@@ -169,8 +169,8 @@ def test_same_shape_routes_keep_their_own_destination_and_gateway():
 
 def test_same_shape_routes_share_one_cached_template():
     decoder = nl._RouteDecoder(NAMES)
-    data = b"".join(route(f"198.18.{i}.0", 26, proto=12, flags=4, attrs=[("RTA_GATEWAY", f"192.0.2.{i}"),
-                                                                        ("RTA_OIF", 7)]) for i in range(50))
+    data = b"".join(route(f"198.18.{i}.0", 26, proto=12, flags=4,
+                          attrs=[("RTA_GATEWAY", f"192.0.2.{i}"), ("RTA_OIF", 7)]) for i in range(50))
     out = []
     decoder.feed(data, out)
     assert len(out) == 50
@@ -326,8 +326,8 @@ def test_links():
     vxlan_info = {"attrs": [("IFLA_INFO_KIND", "vxlan"), ("IFLA_INFO_DATA", {"attrs": [
         ("IFLA_VXLAN_ID", 4096), ("IFLA_VXLAN_LINK", 2), ("IFLA_VXLAN_LOCAL", "192.0.2.11"),
         ("IFLA_VXLAN_PORT", 4789)]})]}
-    data = (link(1, "lo", flags=0x9, attrs=[("IFLA_MTU", 65536), ("IFLA_ADDRESS", "00:00:00:00:00:00"),
-                                             ("IFLA_OPERSTATE", "UNKNOWN")])
+    data = (link(1, "lo", flags=0x9,
+                 attrs=[("IFLA_MTU", 65536), ("IFLA_ADDRESS", "00:00:00:00:00:00"), ("IFLA_OPERSTATE", "UNKNOWN")])
             + link(2, "eth0", attrs=[("IFLA_MTU", 1500), ("IFLA_ADDRESS", "52:54:00:12:34:56"),
                                      ("IFLA_OPERSTATE", "UP"), ("IFLA_MASTER", 3), ("IFLA_LINK", 4),
                                      ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})])

@@ -119,14 +119,14 @@ def test_switches_turn_actions_into_skipped_ones():
         routes.append(route("10.122.200.0/26", "192.168.3.120", "tunl0", BIRD, onlink=True))
     facts = seed_case1()
     drift, routes = drift_of(facts, "node3", edit)
-    actions, skipped, _ = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO, fix_next_hops=False,
-                                       add_missing=False, remove_orphans=False)
+    actions, skipped, _replaced = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO,
+                                               fix_next_hops=False, add_missing=False, remove_orphans=False)
     assert actions == {"add": [], "replace": [], "delete": []}
     assert sorted((s["action"], s["route"]["dst"], s["reason"]) for s in skipped) == [
         ("add", "10.122.124.128/26", "add_missing is false"),
         ("delete", "10.122.200.0/26", "remove_orphans is false"),
         ("replace", "10.122.17.64/26", "fix_next_hops is false")]
-    actions, skipped, _ = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO)
+    actions, skipped, _replaced = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO)
     assert [len(actions[k]) for k in ("replace", "add", "delete")] == [1, 1, 1] and skipped == []
 
 
@@ -135,7 +135,7 @@ def test_a_foreign_route_is_left_alone_unless_touch_foreign():
         target = next(r for r in routes if r["dst"] == "10.122.17.64/26")
         target.update(gateway="192.168.0.1", dev="eth0", onlink=False, protocol=STATIC)
     drift, routes = drift_of(seed_fleet(), "node2", edit)
-    actions, skipped, _ = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO)
+    actions, skipped, _replaced = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO)
     assert actions["replace"] == []
     assert skipped[0]["reason"] == "the route there is not Calico's (proto static on eth0); touch_foreign is false"
     actions, skipped, replaced = _routes.plan(drift, routes, links("eth0", "tunl0"), protocols=CALICO,
@@ -147,21 +147,21 @@ def test_a_foreign_route_is_left_alone_unless_touch_foreign():
 def test_protocols_bound_what_is_written_and_what_is_changed():
     drift, routes = drift_of(seed_case1(), "node3")
     # As Felix only: the replacement is written as BIRD, which is not allowed.
-    actions, skipped, _ = _routes.plan(drift, routes, links("tunl0"), protocols=frozenset({FELIX}))
+    actions, skipped, _replaced = _routes.plan(drift, routes, links("tunl0"), protocols=frozenset({FELIX}))
     assert actions["replace"] == []
     assert "writing a proto bird route on tunl0 is outside protocols" in skipped[0]["reason"]
     # As BIRD only: the route there is a hand-made boot route, which is not BIRD's.
-    actions, skipped, _ = _routes.plan(drift, routes, links("tunl0"), protocols=frozenset({BIRD}))
+    actions, skipped, _replaced = _routes.plan(drift, routes, links("tunl0"), protocols=frozenset({BIRD}))
     assert actions["replace"] == [] and "not Calico's (proto boot on tunl0)" in skipped[0]["reason"]
 
 
 def test_a_missing_device_and_the_default_route_are_never_written():
     drift, routes = drift_of(seed_case1(), "node3")
-    _, skipped, _ = _routes.plan(drift, routes, links("eth0"), protocols=CALICO)
+    _actions, skipped, _replaced = _routes.plan(drift, routes, links("eth0"), protocols=CALICO)
     assert skipped[0]["reason"] == "device tunl0 does not exist on this node"
     forged = {"actions": {"add": [{"dst": "default", "type": "unicast", "gateway": "192.0.2.1", "dev": "eth0",
                                    "onlink": False, "protocol": BIRD}], "replace": [], "delete": []}}
-    actions, skipped, _ = _routes.plan(forged, [], links("eth0"), protocols=CALICO, touch_foreign=True)
+    actions, skipped, _replaced = _routes.plan(forged, [], links("eth0"), protocols=CALICO, touch_foreign=True)
     assert actions["add"] == [] and skipped[0]["reason"] == "the default route is never changed"
 
 
@@ -171,7 +171,7 @@ def test_replacements_and_deletes_carry_the_metric_of_the_route_they_change():
         routes.append(route("10.122.200.0/26", "192.168.3.120", "tunl0", BIRD, onlink=True, metric=20))
         routes.append(route("10.122.200.0/26", "192.168.3.120", "tunl0", BIRD, onlink=True, metric=30))
     drift, routes = drift_of(seed_case1(), "node3", edit)
-    actions, _, _ = _routes.plan(drift, routes, links("tunl0"), protocols=CALICO)
+    actions, _skipped, _replaced = _routes.plan(drift, routes, links("tunl0"), protocols=CALICO)
     assert actions["replace"][0]["metric"] == 10
     assert sorted((a["gateway"], a["metric"]) for a in actions["delete"]) == [("192.168.3.120", 20),
                                                                               ("192.168.3.120", 30)]
@@ -191,7 +191,7 @@ def test_the_delete_bound():
 
 def test_verify_names_the_changes_that_did_not_stick():
     drift, routes = drift_of(seed_case1(), "node3")
-    actions, _, _ = _routes.plan(drift, routes, links("tunl0"), protocols=CALICO)
+    actions, _skipped, _replaced = _routes.plan(drift, routes, links("tunl0"), protocols=CALICO)
     assert [f["action"] for f in _routes.verify(actions, routes)] == ["replace"]  # still the old route
     fixed = [r for r in routes if r["dst"] != "10.122.17.64/26"]
     fixed.append(route("10.122.17.64/26", "192.168.3.110", "tunl0", BIRD, onlink=True))
@@ -226,7 +226,7 @@ SEED_LOOKUPS = {"192.168.3.110": lookup("eth1", "192.168.3.113"), "192.168.0.111
 
 
 def test_peers_are_the_other_nodes_calico_ips():
-    _, expected = seed_node4()
+    _snapshot, expected = seed_node4()
     assert _routes.peers(expected, "node4") == {"192.168.3.110": "node1", "192.168.0.111": "node2",
                                                 "192.168.3.112": "node3", "192.168.3.114": "node5"}
     expected["nodes"]["node5"]["ip"] = "2001:db8::5"
@@ -315,7 +315,7 @@ def test_many_peers_in_one_network_are_one_route_with_a_bounded_list():
     expected = _fleet.expected_map(facts)
     for n in range(60):
         expected["nodes"][f"extra{n:02d}"] = {"ip": f"192.168.0.{n + 1}", "tunnel_address": None, "blocks": []}
-    snapshot, _ = seed_node4()
+    snapshot, _expected = seed_node4()
     peers = _routes.peers(expected, "node4")
     lookups = {p: SEED_LOOKUPS.get(p, lookup("eth0", "192.168.0.113")) for p in peers}
     [net] = _routes.plan_source_routes(snapshot, "192.168.3.113", peers, lookups)["networks"]

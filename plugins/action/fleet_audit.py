@@ -12,7 +12,7 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _report
+from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore, _fleet, _report
 
 FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
 
@@ -30,6 +30,7 @@ ARGUMENT_SPEC = {
     "fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "critical"},
     "junit_fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "warning"},
     "map_only": {"type": "bool", "default": False},
+    "datastore": {"type": "dict"},
 }
 
 
@@ -98,11 +99,17 @@ class ActionModule(ActionBase):
                 facts_by_host, intended, pools=args["pools"], cross_subnet=args["cross_subnet"]))
             return result
 
-        expected, findings, host_lines = _fleet.audit(
-            facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=unreachable,
-            pools=args["pools"], cross_subnet=args["cross_subnet"])
+        try:
+            expected, findings, host_lines = _fleet.audit(
+                facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=unreachable,
+                pools=args["pools"], cross_subnet=args["cross_subnet"], datastore=args["datastore"])
+        except ValueError as exc:  # a datastore option that is no calico_datastore_info view
+            raise AnsibleActionFail(f"datastore: {exc}") from exc
         generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         report = _report.build_report(expected, findings, host_lines, generated)
+        # Without a datastore the DS rules did not run: no JUnit testcase claims they passed.
+        checks = _fleet.CHECKS if args["datastore"] is not None else tuple(
+            c for c in _fleet.CHECKS if c not in _datastore.CHECKS)
 
         report_paths = {}
         if args["report_dir"]:
@@ -110,7 +117,7 @@ class ActionModule(ActionBase):
                 os.makedirs(args["report_dir"], exist_ok=True)
                 for fmt in args["formats"]:
                     path = os.path.join(args["report_dir"], FORMATS[fmt])
-                    _write_atomic(path, self._render(fmt, report, args["junit_fail_on"]))
+                    _write_atomic(path, self._render(fmt, report, args["junit_fail_on"], checks))
                     report_paths[fmt] = path
             except OSError as exc:
                 raise AnsibleActionFail(f"cannot write the fleet audit reports to {args['report_dir']}: {exc}") from exc
@@ -132,11 +139,11 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _render(fmt, report, junit_fail_on):
+    def _render(fmt, report, junit_fail_on, checks):
         if fmt == "json":
             return _report.render_json(report)
         if fmt == "md":
             return _report.render_markdown(report)
         if fmt == "html":
             return _report.render_html(report)
-        return _report.render_junit(report, _fleet.CHECKS, junit_fail_on)
+        return _report.render_junit(report, checks, junit_fail_on)

@@ -102,6 +102,26 @@ CATALOGUE = {
         "seed": None, "scope": "fleet",
         "fix": "Make the host reachable (SSH, Python, become) and rerun the audit.",
     },
+    # DS*: the fleet audit's datastore rules (_datastore), when it is given calico_datastore_info's view.
+    "DS001": {
+        "title": "The datastore registers a node with another address, tunnel address or VTEP MAC than it uses",
+        "seed": "001 case 1", "scope": "fleet",
+        "fix": "Make both agree: restart calico-node on the node so it registers again, or fix its autodetection "
+               "method (AD001/AD002) when the datastore holds the right address.",
+    },
+    "DS002": {
+        "title": "A block the datastore gives a node is not announced by it, or a node announces a block it does "
+                 "not own",
+        "seed": "001", "scope": "fleet",
+        "fix": "Drop the stale blackhole on the node that announces a block it does not own (restart calico-node, "
+               "or `ip route del blackhole <block>`); restart calico-node where an affine block is missing.",
+    },
+    "DS003": {
+        "title": "A stale Node in the datastore: no host of the fleet and no sign of life",
+        "seed": None, "scope": "fleet",
+        "fix": "Decommission it: `calicoctl delete node <name>` (etcd) or `kubectl delete node <name>` (Kubernetes "
+               "datastore); the mesh stops peering with it (BGP001).",
+    },
 }
 
 
@@ -157,10 +177,17 @@ def _in_use_result(fact):
                  if (r.get("method") or "") == method and r.get("version", 4) == 4), None)
 
 
+def _vxlan_local(fact):
+    """vxlan.calico's local address: Felix sets it to the node's registered IPv4 address."""
+    vxlan = (fact.get("calico") or {}).get("vxlan") or {}
+    return vxlan.get("local") if vxlan.get("device") == "vxlan.calico" else None
+
+
 def _node_ip(fact):
-    """The node's Calico IP as far as this node knows: BIRD's router id, else the replayed method's pick."""
+    """The node's Calico IP as far as this node knows: BIRD's router id, else the VXLAN tunnel's local
+    address, else the replayed method's pick."""
     bird_id = _ip((fact.get("bird") or {}).get("router_id"))
-    return bird_id or _ip((_in_use_result(fact) or {}).get("address"))
+    return bird_id or _ip(_vxlan_local(fact)) or _ip((_in_use_result(fact) or {}).get("address"))
 
 
 def _link_with_address(fact, ip):
@@ -311,12 +338,15 @@ def rule_ad(fact, host):
     predicted = _ip(result["address"])
     evidence.update(predicted=result["address"], interface=result.get("interface"))
     out = []
-    registered = [(what, _ip(value)) for what, value in
-                  (("BIRD router id", (fact.get("bird") or {}).get("router_id")),
-                   ("registered node IP", auto.get("registered"))) if _ip(value)]
-    moved = [(what, ip) for what, ip in registered if ip != predicted]
+    # (what, where the fleet audit's evidence says it came from, address)
+    registered = [(what, source, _ip(value)) for what, source, value in
+                  (("BIRD router id", "bird_router_id", (fact.get("bird") or {}).get("router_id")),
+                   ("VXLAN tunnel local address", "vxlan_local", _vxlan_local(fact)),
+                   ("registered node IP", "registered", auto.get("registered"))) if _ip(value)]
+    moved = [(what, ip) for what, _source, ip in registered if ip != predicted]
     if moved:
-        evidence.update({what: str(ip) for what, ip in registered})
+        evidence.update({what: str(ip) for what, _source, ip in registered})
+        evidence["registered_source"] = next(src for what, src, _addr in registered if what == moved[0][0])
         when = _WHEN_REDETECTED.get(ip_env, _WHEN_REDETECTED[None])
         out.append(finding(
             "AD002", "critical" if ip_env == "autodetect" else "warning", host,

@@ -18,7 +18,7 @@ import ipaddress
 import socket
 from collections import Counter
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view, _findings
+from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view, _datastore, _findings
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BIRD, BOOT, FELIX, route_text
 
 CALICO_TUNNELS = _calico_view.IPIP_DEVICES | _calico_view.VXLAN_DEVICES
@@ -400,7 +400,121 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     # A node-local rule already said it: keep the node's finding, drop the fleet's repeat.
     said = {(f.get("id"), f.get("host"), f.get("peer")) for f in local}
     out += local + [f for f in derived if (f["id"], f["host"], f.get("peer")) not in said]
-    return _findings.sort_findings(out)
+    return _findings.sort_findings(correlate(out, fleet, drift_by_host))
+
+
+# ---------------------------------------------------------------------------------------------
+# One fault, one finding: consequences folded into their cause
+
+
+def _misregistered(fleet, findings):
+    """host -> its wrong registered IP, for the nodes with an AD001 whose registered IP (BIRD's
+    router id, vxlan.calico's local address) is not their intended IP."""
+    ad001 = {f.get("host") for f in findings if f.get("id") == "AD001"}
+    out = {}
+    for host in ad001 & set(fleet.facts):
+        node = fleet.nodes.get(host) or {}
+        auto = fleet.facts[host].get("autodetection") or {}
+        intended = fleet.intended.get(host) or _address(auto.get("intended"))
+        if node.get("ip_source") in REGISTERED_SOURCES and intended and node.get("ip") != intended:
+            out[host] = {"registered": node["ip"], "intended": intended}
+    return out
+
+
+def _cause_of(finding, fleet, findings_by_key, wrong, bird_added):
+    """(cause finding, why) when ``finding`` is what another finding already explains, else None.
+
+    - A node registered with a wrong IP (AD001) peers from it over BGP (its sessions fail, and its
+      peers' sessions to that address fail) and is expected by everyone at it, so SRC001's "leaves
+      from another source than the Calico IP" is the same fault when that source is its intended IP.
+    - A block route BIRD programs is missing on a node whose BGP session to the block's owner is
+      down (BGP001 on either side): BIRD withdrew it with the session.
+    """
+    fid, host, peer = finding.get("id"), finding.get("host"), finding.get("peer")
+    evidence = finding.get("evidence") or {}
+    if fid == "BGP001" and host in wrong:
+        cause = findings_by_key.get(("AD001", host))
+        why = f"{host}'s BIRD peers from its wrong registered IP {wrong[host]['registered']}"
+        return (cause, why) if cause else None
+    if fid == "BGP001" and peer in wrong and evidence.get("peer_address") == wrong[peer]["registered"]:
+        cause = findings_by_key.get(("AD001", peer))
+        why = f"the session is to {peer}'s wrong registered IP {wrong[peer]['registered']}"
+        return (cause, why) if cause else None
+    if fid == "SRC001" and host in wrong and evidence.get("source") == wrong[host]["intended"]:
+        cause = findings_by_key.get(("AD001", host))
+        why = (f"{host} sends from its intended IP {wrong[host]['intended']}; only its registered IP "
+               f"{wrong[host]['registered']} is wrong")
+        return (cause, why) if cause else None
+    if fid == "RT002" and evidence.get("kind") == "missing" and peer and host in bird_added:
+        for side in ((host, peer), (peer, host)):
+            cause = findings_by_key.get(("BGP001",) + side)
+            if cause is not None:
+                return cause, (f"BIRD programs {host}'s block routes (proto bird) and the BGP session between "
+                               f"{host} and {peer} is down")
+    return None
+
+
+def correlate(findings, fleet, drift_by_host=None):
+    """Fold the findings that are consequences of another finding into it, so one fault reads as
+    one finding: a consequence drops to info, its evidence names the cause (``caused_by``), and
+    the root cause lists its consequences and takes the worst of their severities, so fail_on
+    gives the same verdict as before. Causes chain (a missing route <- its BGP session <- the
+    node's wrong registered IP); every consequence points at the root."""
+    wrong = _misregistered(fleet, findings)
+    # Nodes whose missing block routes BIRD would add (the protocol of their correct block routes).
+    bird_added = {host for host, drift in (drift_by_host or {}).items()
+                  if any(r.get("protocol") == BIRD for r in ((drift or {}).get("actions") or {}).get("add") or ())}
+    by_key = {}
+    for f in findings:
+        if f.get("severity") in ("critical", "warning"):
+            by_key.setdefault((f.get("id"), f.get("host"), f.get("peer")), f)
+            by_key.setdefault((f.get("id"), f.get("host")), f)
+    causes = {}
+    for f in findings:
+        if f.get("severity") not in ("critical", "warning"):
+            continue
+        found = _cause_of(f, fleet, by_key, wrong, bird_added)
+        if found and found[0] is not f:
+            causes[id(f)] = found
+    if not causes:
+        return findings
+
+    def root(f):
+        whys = []
+        for _step in range(len(findings)):  # bounded: causes never form a cycle, but never loop forever
+            nxt = causes.get(id(f))
+            if nxt is None:
+                break
+            f = nxt[0]
+            whys.append(nxt[1])
+        return f, "; ".join(whys)
+
+    consequences = {}
+    out = []
+    for f in findings:
+        if id(f) not in causes:
+            out.append(f)
+            continue
+        cause, why = root(f)
+        consequences.setdefault(id(cause), []).append(f)
+        out.append({**f, "severity": "info",
+                    "summary": f"{f['summary']} (a consequence of {cause['id']} on {cause['host']})",
+                    "evidence": {**(f.get("evidence") or {}), "severity_alone": f.get("severity"),
+                                 "caused_by": {"id": cause["id"], "host": cause["host"], "peer": cause.get("peer"),
+                                               "summary": cause["summary"], "why": why}},
+                    "remedy": f"Fix {cause['id']} on {cause['host']} first ({why}); this follows from it. "
+                              f"{f.get('remedy') or ''}".strip()})
+    for i, f in enumerate(out):
+        mine = consequences.get(id(f))
+        if not mine:
+            continue
+        worst = _findings.worst_severity([f, *mine])
+        out[i] = {**f, "severity": worst,
+                  "evidence": {**(f.get("evidence") or {}), "consequence_count": len(mine),
+                               "consequences": _limited(
+                                   f"{c['id']} {c['host']}{' -> ' + c['peer'] if c.get('peer') else ''}: "
+                                   f"{c['summary']}" for c in mine)}}
+    return out
 
 
 def _node_local(fleet, drift_by_host):
@@ -471,11 +585,15 @@ def _established(peer):
     return peer.get("established", (peer.get("info") or "").startswith("Established"))
 
 
-def audit(facts_by_host, *, intended_ips=None, drift_by_host=None, unreachable=None, pools=None, cross_subnet=False):
-    """The controller's whole analysis: (expected map, findings, per-host summaries)."""
+def audit(facts_by_host, *, intended_ips=None, drift_by_host=None, unreachable=None, pools=None, cross_subnet=False,
+          datastore=None):
+    """The controller's whole analysis: (expected map, findings, per-host summaries).
+    ``datastore``: calico_datastore_info's view, which adds the DS rules (``_datastore``)."""
     expected = expected_map(facts_by_host, intended_ips, pools=pools, cross_subnet=cross_subnet)
     drift = collect_drift(facts_by_host, expected, drift_by_host)
     findings = fleet_findings(facts_by_host, expected, drift, unreachable, intended_ips)
+    if datastore is not None:
+        findings = _findings.sort_findings(findings + _datastore.datastore_findings(datastore, expected, facts_by_host))
     hosts = host_summaries(facts_by_host, expected, findings, drift, unreachable)
     return expected, findings, hosts
 
@@ -723,6 +841,7 @@ def _source_findings(host, fleet):
         out.append(_findings.finding(
             "SRC001", severity, host, summary,
             {"calico_ip": own, "calico_ip_source": node["ip_source"], "calico_interface": own_dev, "mode": mode,
+             "source": src, "device": dev,
              "route_get": _limited(_lookup_text(ip, lookups[ip]) for ip in peer_ips),
              "peers": dict(list(peers.items())[:EVIDENCE_LIMIT]), "count": len(peer_ips)},
             remedy, peer=peer,

@@ -244,10 +244,13 @@ def matrix(report, limit=MATRIX_LIMIT):
     hosts = report["hosts"]
     cells = {}
     for f in report["findings"]:
+        # A consequence folded into its cause (info in the list) still breaks its pair: the
+        # matrix shows the health of the path, so it keeps the severity it has on its own.
+        severity = (f.get("evidence") or {}).get("severity_alone") or f.get("severity")
         for pair in _pairs(f):
             sev, ids = cells.get(pair, (None, []))
-            if sev is None or severity_rank(f.get("severity")) < severity_rank(sev):
-                sev = f.get("severity")
+            if sev is None or severity_rank(severity) < severity_rank(sev):
+                sev = severity
             cells[pair] = (sev, sorted({*ids, f.get("id")}))
     order = sorted(hosts, key=lambda h: (severity_rank(hosts[h].get("worst")) if hosts[h].get("worst") else 9, h))
     return sorted(order[:limit]), cells
@@ -339,14 +342,20 @@ def render_junit(report, checks, fail_on="warning"):
     checks = sorted(set(checks) | {f.get("id") for f in report["findings"]})
     root = ET.Element("testsuites", name="netdoctor.calico fleet audit")
     totals = Counter()
-    for host in sorted(report["hosts"]):
-        unreachable = report["hosts"][host].get("status") == "unreachable"
+    hosts = report["hosts"]
+    # A finding about a node that is no host of the audit (DS003: a stale Node in the datastore) gets
+    # a suite with only its own checks: nothing else was audited there.
+    others = sorted({f["host"] for f in report["findings"] if f.get("host") and f["host"] not in hosts})
+    for host in sorted(hosts) + others:
+        unreachable = host in hosts and hosts[host].get("status") == "unreachable"
         suite = ET.SubElement(root, "testsuite", name=host)
         counts = Counter()
         for check in checks:
+            found = by_host_id.get((host, check), [])
+            if host not in hosts and not found:
+                continue
             case = ET.SubElement(suite, "testcase", classname=f"calico.{host}", name=check)
             counts["tests"] += 1
-            found = by_host_id.get((host, check), [])
             if unreachable and check != "UNREACH" and not found:
                 ET.SubElement(case, "skipped", message=f"{host} gave no facts")
                 counts["skipped"] += 1

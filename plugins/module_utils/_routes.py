@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _netlink
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BOOT, route_text
@@ -63,32 +64,58 @@ def is_default(dst):
     return dst in (None, "default", "0.0.0.0/0", "::/0")
 
 
+def route_dst(net):
+    """A network as the snapshot writes a route's dst ("default" for a /0)."""
+    return "default" if net.prefixlen == 0 else str(net)
+
+
 # ---------------------------------------------------------------------------------------------
 # The expected map
 
 
+_FAMILIES = ((socket.AF_INET, 4, 32), (socket.AF_INET6, 6, 128))
+
+
+def _parse(text):
+    """(version, bits, packed) of an address in canonical form, else None. inet_pton rather than
+    ipaddress: a 5,000-node map has 20,000 addresses to check."""
+    for family, version, bits in _FAMILIES:
+        try:
+            packed = socket.inet_pton(family, text)
+        except (OSError, TypeError):
+            continue
+        return (version, bits, packed) if socket.inet_ntop(family, packed) == text else None
+    return None
+
+
 def _ip(value, what):
-    """A canonical address string or None; route_drift compares next hops as the kernel prints
-    them, so '2001:DB8::1' would make every route look wrong."""
+    """The IP version of a canonical address (None for None); route_drift compares next hops as
+    the kernel prints them, so '2001:DB8::1' would make every route look wrong."""
     if value is None:
         return None
+    parsed = _parse(value) if isinstance(value, str) else None
+    if parsed:
+        return parsed[0]
     try:
         address = ipaddress.ip_address(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what}: {value!r} is not an IP address") from None
-    if str(address) != value:
-        raise ValueError(f"{what}: write {value!r} as {str(address)!r}")
-    return address
+    raise ValueError(f"{what}: write {value!r} as {str(address)!r}")
 
 
 def _network(value, what):
+    """(version, prefix length) of a canonical CIDR."""
+    address, _slash, length = value.partition("/") if isinstance(value, str) else ("", "", "")
+    parsed = _parse(address)
+    if parsed and length.isdigit() and str(int(length)) == length and int(length) <= parsed[1]:
+        version, bits, packed = parsed
+        if not int.from_bytes(packed, "big") & ((1 << (bits - int(length))) - 1):
+            return version, int(length)
     try:
         net = ipaddress.ip_network(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what}: {value!r} is not a network in CIDR form (address/length, host bits zero)") from None
-    if str(net) != value:
-        raise ValueError(f"{what}: write {value!r} as {str(net)!r}")
-    return net
+    raise ValueError(f"{what}: write {value!r} as {str(net)!r}")
 
 
 def _names(items, limit=5):
@@ -128,17 +155,17 @@ def check_map(expected, host):
     prefixlens = set()
     for cidr, want in blocks.items():
         what = f"expected_map: block {cidr!r}"
-        net = _network(cidr, what)
-        if net.prefixlen == 0:
+        version, prefixlen = _network(cidr, what)
+        if prefixlen == 0:
             raise ValueError(f"{what}: a block cannot be a default route")
-        prefixlens.add(net.prefixlen)
+        prefixlens.add(prefixlen)
         if not isinstance(want, dict) or not {"owner", "next_hop"} <= want.keys():
             raise ValueError(f"{what} must be a dict with owner, next_hop, device and onlink")
         owner, next_hop = want["owner"], _ip(want["next_hop"], f"{what} next_hop")
         if owner is not None and owner not in nodes:
             raise ValueError(f"{what}: owner {owner!r} is not a node of the map")
-        if next_hop is not None and next_hop.version != net.version:
-            raise ValueError(f"{what}: next hop {next_hop} is not an IPv{net.version} address")
+        if next_hop is not None and next_hop != version:
+            raise ValueError(f"{what}: next hop {want['next_hop']} is not an IPv{version} address")
         dev = want.get("device")
         if dev is not None and (not isinstance(dev, str) or not 0 < len(dev) <= _IFNAME_MAX
                                 or any(c in dev for c in "/: \t\n")):
@@ -323,8 +350,8 @@ class _Table:
     def head(self, dst, metric=None):
         """The first route at (dst, metric), the one the kernel uses; metric None: the lowest."""
         routes = self.by_dst.get("default" if is_default(dst) else dst) or ()
-        if metric is None:
-            return next((r for r in routes if _metric(r) == min(map(_metric, routes))), None)
+        if metric is None and routes:
+            metric = min(map(_metric, routes))
         return next((r for r in routes if _metric(r) == metric), None)
 
     def match(self, address):
@@ -354,8 +381,12 @@ def _metric(route, family=None):
     return 1024 if not metric and (family or route.get("family", 4)) == 6 else metric
 
 
-def _peers(expected, host, calico_ip):
-    """Peer Calico IP -> node name, one entry per distinct address of the Calico IP's family."""
+def peers(expected, host):
+    """The addresses a source-route plan looks up: every other node's Calico IP of the family of
+    ``host``'s, once each -> the node's name."""
+    calico_ip = expected["nodes"][host].get("ip")
+    if not calico_ip:
+        return {}
     version = ipaddress.ip_address(calico_ip).version
     out = {}
     for name in sorted(expected["nodes"]):
@@ -365,17 +396,11 @@ def _peers(expected, host, calico_ip):
     return out
 
 
-def peers(expected, host):
-    """The addresses a source-route plan looks up: every other node's Calico IP."""
-    calico_ip = expected["nodes"][host].get("ip")
-    return _peers(expected, host, calico_ip) if calico_ip else {}
-
-
 def _target(net, *, iface, conn, table, current, gateway, calico_ip):
     """The route to ``net`` with src = Calico IP: on the Calico interface when it reaches ``net``
     (connected, the given gateway, or a gateway route there), else the current way out, src only.
     Returns (route, None) or (None, why not)."""
-    route = {"dst": "default" if net.prefixlen == 0 else str(net), "family": net.version, "type": "unicast",
+    route = {"dst": route_dst(net), "family": net.version, "type": "unicast",
              "protocol": STATIC, "prefsrc": calico_ip, "onlink": False}
     if any(net.subnet_of(c) for c in conn if c.version == net.version and c.prefixlen < c.max_prefixlen):
         return {**route, "gateway": None, "dev": iface, "scope": "link"}, None
@@ -422,7 +447,7 @@ def plan_source_routes(snapshot, calico_ip, peer_hosts, lookups, *, gateway=None
         if not any(via in c for c in conn if c.version == via.version):
             raise ValueError(f"source_route_gateway {gateway} is not on {iface}'s networks "
                              f"({', '.join(str(c) for c in conn)})")
-    table = _Table(r for r in snapshot["routes"] if r.get("family", 4) in (4, 6))
+    table = _Table(snapshot["routes"])
     groups, unresolved, ok = {}, [], 0
     for peer, host in peer_hosts.items():
         lookup = lookups.get(peer)
@@ -453,7 +478,8 @@ def plan_source_routes(snapshot, calico_ip, peer_hosts, lookups, *, gateway=None
             ok += 1
         else:
             group["peers"].append(peer)
-            group["lookups"].append(lookup_text(peer, lookup))
+            if len(group["lookups"]) < PEERS_SHOWN:
+                group["lookups"].append(lookup_text(peer, lookup))
     networks = []
     for key, group in groups.items():
         if not group["peers"]:
@@ -471,15 +497,11 @@ def plan_source_routes(snapshot, calico_ip, peer_hosts, lookups, *, gateway=None
             "replaces": head if action == "replace" else None, "overrides": head if action == "prepend" else None,
             "peer_count": len(group["peers"]), "peers": group["peers"][:PEERS_SHOWN],
             "hosts": [peer_hosts[p] for p in group["peers"][:PEERS_SHOWN]],
-            "before": group["lookups"][:PEERS_SHOWN],
+            "before": group["lookups"],
         })
     networks.sort(key=lambda n: _sort_key(n["network"]))
     return {"calico_ip": calico_ip, "interface": iface, "networks": networks, "ok_peers": ok,
             "unresolved": unresolved}
-
-
-def route_dst(net):
-    return "default" if net.prefixlen == 0 else str(net)
 
 
 # ---------------------------------------------------------------------------------------------

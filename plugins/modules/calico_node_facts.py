@@ -123,16 +123,19 @@ ansible_facts:
           elements: dict
         routes:
           description:
-            - Main-table routes, classified. Each route has C(family), C(dst), C(type), C(protocol) (number),
-              C(protocol_name), C(scope), C(gateway), C(oif), C(dev), C(metric), C(prefsrc), C(onlink), C(multipath).
-            - C(counts) has C(total), C(by_class) and C(by_protocol); C(local_blocks) (blackholes), C(workloads)
-              (/32 dev cali*), C(tunnel), C(remote_blocks) (a summary unless O(full_routes)) and C(other) are lists.
+            - Main-table routes, classified. Each route has C(family), C(dst), C(type), C(protocol) (the number -
+              12 bird, 80 felix, 3 boot, ...), C(scope), C(gateway), C(oif), C(dev), C(metric), C(prefsrc),
+              C(onlink), C(multipath).
+            - C(counts) has C(total), C(by_class), C(by_protocol) and C(by_device); C(local_blocks) (blackholes),
+              C(workloads) (/32 dev cali*), C(tunnel) and C(other) are lists; C(remote_blocks) is a list with
+              O(full_routes), else a summary (C(count), C(by_device), C(by_protocol)); C(suspect) lists the routes
+              that look wrong on this node alone (C(route), C(text), C(reasons)).
           type: dict
         calico:
           description:
             - C(mode) (bgp, ipip, vxlan, wireguard or none) inferred from devices and routes, C(tunnel) (device,
-              address, mtu), C(local_blocks), C(workloads) (interface, ip, up, proxy_arp) and C(vxlan) (neighbours
-              and FDB entries on vxlan.calico).
+              address, mtu, up), C(local_blocks), C(workloads) (interface, ip, up, proxy_arp) and C(vxlan) (device,
+              vni, port, local, parent, mac and the neighbours and FDB entries on vxlan.calico).
           type: dict
         sysctls:
           description:
@@ -154,18 +157,20 @@ ansible_facts:
           type: dict
         identity:
           description:
-            - C(nodename_file) (/var/lib/calico/nodename), C(cni) (file, nodename, ipam_type, log_level, mtu),
-              C(hosts_resolves_hostname) and C(calico_node) (pid and the environment keys that matter) when calico-node
-              runs on the node.
+            - C(nodename_file) (/var/lib/calico/nodename), C(cni) (file, nodename, ipam_type, log_level, mtu,
+              datastore_type, active, error), C(hosts_resolves_hostname), C(hosts_addresses) and C(calico_node) (pid
+              and the environment keys that matter) when calico-node runs on the node.
           type: dict
         peer_routes:
           description: For each of O(peer_ips), the kernel's route lookup - C(prefsrc), C(dev), C(gateway).
           type: dict
         autodetection:
           description:
-            - C(method_in_use), C(calico_version) and C(results) - one per replayed method with C(method), C(valid),
-              C(error), C(address) (CIDR), C(interface), C(log) (the line calico-node would print) and C(candidates)
-              (interface, index, address, taken, reason) in the order Calico walks them.
+            - C(method_in_use), C(method6_in_use), C(calico_version), C(intended) (O(intended_ip)), C(registered)
+              (calico-node's C(IP) when it is an address) and C(results) - one per replayed method with C(method),
+              C(version), C(calico_version), C(valid), C(error), C(address) (CIDR), C(interface), C(log) (the line
+              calico-node would print) and C(candidates) (interface, index, address, taken, reason) in the order
+              Calico walks them.
           type: dict
         findings:
           description:
@@ -271,19 +276,19 @@ def gather(module):
     return fact
 
 
+ARGUMENT_SPEC = {
+    "autodetection_methods": {"type": "list", "elements": "str", "default": []},
+    "calico_version": {"type": "str", "default": "3.30"},
+    "kubernetes_internal_ip": {"type": "str"},
+    "intended_ip": {"type": "str"},
+    "peer_ips": {"type": "list", "elements": "str", "default": []},
+    "full_routes": {"type": "bool", "default": False},
+    "bird_socket": {"type": "path", "default": _bird.DEFAULT_SOCKET},
+}
+
+
 def build_module():
-    return AnsibleModule(
-        argument_spec={
-            "autodetection_methods": {"type": "list", "elements": "str", "default": []},
-            "calico_version": {"type": "str", "default": "3.30"},
-            "kubernetes_internal_ip": {"type": "str"},
-            "intended_ip": {"type": "str"},
-            "peer_ips": {"type": "list", "elements": "str", "default": []},
-            "full_routes": {"type": "bool", "default": False},
-            "bird_socket": {"type": "path", "default": _bird.DEFAULT_SOCKET},
-        },
-        supports_check_mode=True,
-    )
+    return AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
 
 def main():

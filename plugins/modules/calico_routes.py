@@ -117,8 +117,10 @@ options:
     type: str
   allow_default_route:
     description:
-      - With O(source_routes), fix peers only the default route reaches with one default route via the Calico
-        interface and C(src) = the Calico IP, put in front of the existing one, instead of a host route per peer.
+      - With O(source_routes), fix the peers only the default route reaches with one default route carrying
+        C(src) = the Calico IP, put in front of the existing one, instead of a host route per peer. It goes via
+        O(source_route_gateway) or a router on the Calico interface when there is one, else the way the existing
+        default route goes.
     type: bool
     default: false
   max_deletes:
@@ -137,35 +139,45 @@ notes:
   - A replacement is written with the protocol of the route it replaces when that is Calico's, else with the protocol
     of the node's correct block routes (BIRD for IPIP and BGP, boot for VXLAN), exactly as C(route_drift) plans it.
   - One node with 5,000 remote block routes is read, checked and planned in a few tens of milliseconds (RV(timing)).
+  - The map grows with the fleet, so the result's C(invocation) shows only its size (C(mode), C(complete),
+    C(block_count), C(node_count)) - what travels back from every node stays the size of one node's data.
 seealso:
   - module: netdoctor.calico.fleet_audit
   - module: netdoctor.calico.calico_node_facts
 """
 
 EXAMPLES = r"""
-- name: Audit - the drift of every node against the fleet's map, nothing changed
+- name: The fleet's expected map, from every node's calico_node facts
+  netdoctor.calico.fleet_audit:
+    map_only: true
+    intended_ip_var: ansible_host
+  run_once: true
+  register: fleet_map
+
+- name: Audit - each node's drift against the map, nothing changed
   netdoctor.calico.calico_routes:
-    expected_map: "{{ audit.expected_map }}"
+    expected_map: "{{ fleet_map.expected_map }}"
     host: "{{ inventory_hostname }}"
   check_mode: true
   register: routes
 
-- name: Hand the drift to the fleet audit
+- name: Hand the drifts to the fleet audit (only the drift travelled, never a route table)
   netdoctor.calico.fleet_audit:
+    intended_ip_var: ansible_host
     drift: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, ['routes', 'drift']))) }}"
-    report_dir: reports
+    report_dir: "{{ playbook_dir }}/reports"
   run_once: true
 
-- name: Repair - wrong next hops and missing routes only, show what changes
+- name: Repair - wrong next hops and missing routes only, and show what changes
   netdoctor.calico.calico_routes:
-    expected_map: "{{ audit.expected_map }}"
+    expected_map: "{{ fleet_map.expected_map }}"
     host: "{{ inventory_hostname }}"
     remove_orphans: false
   diff: true
 
 - name: Also make the peers see this node's Calico IP as the source (SRC001)
   netdoctor.calico.calico_routes:
-    expected_map: "{{ audit.expected_map }}"
+    expected_map: "{{ fleet_map.expected_map }}"
     host: "{{ inventory_hostname }}"
     source_routes: true
     source_route_gateway: 192.0.2.1
@@ -310,10 +322,11 @@ residual_drift:
   sample: []
 timing:
   description:
-    - Seconds spent reading the table (C(read)), planning (C(plan)), writing (C(apply)) and verifying (C(verify)).
+    - Seconds spent validating the map (C(validate)), reading the table (C(read)), planning (C(plan)), writing
+      (C(apply)) and verifying (C(verify)).
   returned: always
   type: dict
-  sample: {read: 0.011, plan: 0.006, apply: 0.0, verify: 0.0}
+  sample: {validate: 0.03, read: 0.011, plan: 0.006, apply: 0.0, verify: 0.0}
 """
 
 import socket
@@ -382,15 +395,26 @@ class Writer:
         self.ipr.route(_flags(verb), **kwargs)
 
 
+def _map_summary(expected):
+    blocks, nodes = expected.get("blocks"), expected.get("nodes")
+    return {"mode": expected.get("mode"), "complete": expected.get("complete"),
+            "block_count": len(blocks) if isinstance(blocks, dict) else None,
+            "node_count": len(nodes) if isinstance(nodes, dict) else None}
+
+
 class RouteRepair:
     def __init__(self, module):
         self.module = module
         self.params = module.params
         self.expected = None
+        # The map is O(fleet): echoing it back in `invocation` would send it from every node to the
+        # controller again, so only its size travels.
+        args = {**module.params, "expected_map": _map_summary(module.params["expected_map"])}
         self.result = {"changed": False, "host": None, "mode": None, "drift": None,
                        "actions": {"add": [], "replace": [], "delete": []}, "skipped_actions": [],
                        "source_routes": None, "max_deletes": None, "blocked": None, "verified": None,
-                       "residual_drift": None, "timing": {"read": 0.0, "plan": 0.0, "apply": 0.0, "verify": 0.0}}
+                       "residual_drift": None, "invocation": {"module_args": args},
+                       "timing": {"validate": 0.0, "read": 0.0, "plan": 0.0, "apply": 0.0, "verify": 0.0}}
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=msg, **self.result, **kwargs)
@@ -402,6 +426,7 @@ class RouteRepair:
 
     def run(self):
         params, result = self.params, self.result
+        start = time.monotonic()
         host = params["host"] or socket.gethostname()
         result["host"] = host
         try:
@@ -415,11 +440,11 @@ class RouteRepair:
         calico_ip = expected["nodes"][host].get("ip")
         if params["source_routes"] and not calico_ip:
             self.fail(f"source_routes: expected_map has no Calico IP for {host}")
+        now = self._time("validate", start)
 
-        start = time.monotonic()
         with _netlink.Netlink() as nl:
             snap = nl.snapshot()
-            now = self._time("read", start)
+            now = self._time("read", now)
             drift = _fleet.route_drift(snap["routes"], expected, host)
             actions, skipped, replaced = _routes.plan(
                 drift, snap["routes"], snap["links"], protocols=protocols, touch_foreign=params["touch_foreign"],
@@ -427,12 +452,8 @@ class RouteRepair:
                 remove_orphans=params["remove_orphans"])
             source = None
             if params["source_routes"]:
-                peers = _routes.peers(expected, host)
-                lookups = {peer: nl.route_get(peer) for peer in peers}
                 try:
-                    source = _routes.plan_source_routes(snap, calico_ip, peers, lookups,
-                                                        gateway=params["source_route_gateway"],
-                                                        allow_default_route=params["allow_default_route"])
+                    source, _lookups = self._plan_source(nl, snap, calico_ip)
                 except ValueError as exc:
                     result["drift"] = drift
                     self.fail(f"source_routes: {exc}")
@@ -449,6 +470,7 @@ class RouteRepair:
             result["blocked"] = "; ".join(blocked)
             self.module.warn(f"the real run would refuse this plan: {result['blocked']}")
         elif blocked:
+            result["changed"] = False
             self.fail("nothing was changed: " + "; ".join(blocked))
         if self.module.check_mode:
             self.module.exit_json(**result)
@@ -456,6 +478,14 @@ class RouteRepair:
             result.update(verified=True, residual_drift=drift["drift"])
             self.module.exit_json(**result)
         self._apply(snap["links"], actions, source)
+
+    def _plan_source(self, nl, snap, calico_ip):
+        """The source-route plan over every peer, and the kernel's lookups it was made from."""
+        peers = _routes.peers(self.expected, self.result["host"])
+        lookups = {peer: nl.route_get(peer) for peer in peers}
+        plan = _routes.plan_source_routes(snap, calico_ip, peers, lookups, gateway=self.params["source_route_gateway"],
+                                          allow_default_route=self.params["allow_default_route"])
+        return plan, lookups
 
     def _unresolved(self, source):
         if not source or not source["unresolved"]:
@@ -486,15 +516,22 @@ class RouteRepair:
         now = self._time("apply", start)
 
         with _netlink.Netlink() as nl:
-            routes = nl.snapshot()["routes"]
+            snap = nl.snapshot()
+            routes = snap["routes"]
             failed = _routes.verify(actions, routes)
-            for net in (source or {}).get("networks") or ():
-                lookups = [(peer, nl.route_get(peer)) for peer in net["peers"]]
-                net["after"] = [_routes.lookup_text(peer, lookup) for peer, lookup in lookups]
-                net["verified"] = all(_routes.lookup_ok(lookup, net["route"], source["calico_ip"])
-                                      for _peer, lookup in lookups)
-                if not net["verified"]:
-                    failed.append({"action": net["action"], "route": net["route"], "now": "; ".join(net["after"])})
+            if source and source["networks"]:
+                # Verified when a new plan over every peer finds nothing left to do for the network.
+                try:
+                    again, lookups = self._plan_source(nl, snap, source["calico_ip"])
+                    left = {net["network"] for net in again["networks"]}
+                except ValueError:  # the Calico IP left its interface meanwhile
+                    lookups, left = {}, {net["network"] for net in source["networks"]}
+                for net in source["networks"]:
+                    net["after"] = [_routes.lookup_text(peer, lookups.get(peer)) for peer in net["peers"]]
+                    net["verified"] = net["network"] not in left
+                    if not net["verified"]:
+                        failed.append({"action": net["action"], "route": net["route"],
+                                       "now": "; ".join(net["after"])})
         residual = _fleet.route_drift(routes, self.expected, result["host"])
         result.update(verified=not failed and not errors, residual_drift=residual["drift"])
         self._time("verify", now)
@@ -528,13 +565,13 @@ def build_module():
 
 
 def main():
-    module = build_module()
+    repair = RouteRepair(build_module())
     if not _netlink.HAS_PYROUTE2 or IPRoute is None:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+        repair.fail(missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
-        RouteRepair(module).run()
+        repair.run()
     except (OSError, Pyroute2Error) as exc:
-        module.fail_json(msg=f"netlink: {exc}", exception=traceback.format_exc())
+        repair.fail(f"netlink: {exc}", exception=traceback.format_exc())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ description:
     autodetection with one recommended C(IP_AUTODETECTION_METHOD) for the whole fleet (AD001, AD002), BGP peers
     (BGP001), duplicate node IPs (DUP001), tunnel MTU mismatches (MTU001), and hosts that failed or were unreachable
     (UNREACH) - and merges every node's own findings.
+  - With O(datastore) (what M(netdoctor.calico.calico_datastore_info) read from etcd or the Kubernetes API), also
+    compares Calico's datastore with the nodes - a node registered with another address, tunnel address or VTEP MAC
+    than it uses (DS001), blocks given to a node that it does not announce or announced by a node that does not own
+    them (DS002), and stale Node resources that are no host of the fleet (DS003).
   - Route checks use the per-node drift results of O(drift) when given (the node compared its full table with the
     map, so only the drift travelled); for a host without one whose fact carries the full remote block routes
     (O(netdoctor.calico.calico_node_facts#module:full_routes=true)), the comparison runs here.
@@ -148,12 +152,20 @@ options:
         O(formats), O(query), O(fail_on) and O(drift) are ignored.
     type: bool
     default: false
+  datastore:
+    description:
+      - Calico's datastore as M(netdoctor.calico.calico_datastore_info) returns it (its
+        RV(netdoctor.calico.calico_datastore_info#module:datastore)), for the DS rules. Without it they do not run.
+      - A datastore node is matched to a host by name (inventory name, hostname, C(/var/lib/calico/nodename), the CNI
+        config's C(nodename), calico-node's C(NODENAME)), then by its registered address.
+    type: dict
 notes:
   - Use it in a play over the Calico nodes after M(netdoctor.calico.calico_node_facts), with C(run_once=true).
   - Each node's facts are small (its own blocks, addresses and findings, never its full route table), so the analysis
     scales to thousands of nodes - the collection's C(bench/fleet_scale.py) audits a 5,000-node fleet.
 seealso:
   - module: netdoctor.calico.calico_node_facts
+  - module: netdoctor.calico.calico_datastore_info
 """
 
 EXAMPLES = r"""
@@ -174,6 +186,20 @@ EXAMPLES = r"""
     intended_ip_var: ansible_host
   run_once: true
   register: fleet_map
+
+- name: Read Calico's datastore once, from the controller
+  netdoctor.calico.calico_datastore_info:
+    backend: kubernetes
+  delegate_to: localhost
+  run_once: true
+  register: calico_datastore
+
+- name: Audit the nodes against the datastore too (DS001-DS003)
+  netdoctor.calico.fleet_audit:
+    intended_ip_var: ansible_host
+    datastore: "{{ calico_datastore.datastore }}"
+    report_dir: "{{ playbook_dir }}/reports"
+  run_once: true
 
 - name: Only report, and list the hosts with a wrong next hop
   netdoctor.calico.fleet_audit:

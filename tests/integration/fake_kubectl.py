@@ -1,11 +1,12 @@
 """A stand-in for kubectl and the API server behind it, for the modules' kubectl targets.
 
-There is no cluster here. This script answers the few kubectl commands calico_autodetection runs
-from objects stored as JSON in $FAKE_KUBE_DIR (daemonset.<namespace>.<name>.json,
-installations.operator.tigera.io.<name>.json), applies `set env` and merge patches to them as the
-API server would (nothing is stored with --dry-run=server), enforces the Installation's "one
-autodetection method" rule, and appends every argv to $FAKE_KUBE_DIR/calls.jsonl. Anything else
-exits 2, so an unexpected command fails the test.
+There is no cluster here. This script answers the few kubectl commands calico_autodetection and
+calico_datastore_info run from objects stored as JSON in $FAKE_KUBE_DIR (daemonset.<namespace>.<name>.json,
+installations.operator.tigera.io.<name>.json, and list.<resource>.json: the whole `kubectl get
+<resource> -o json` document), applies `set env` and merge patches to them as the API server would
+(nothing is stored with --dry-run=server), enforces the Installation's "one autodetection method"
+rule, and appends every argv to $FAKE_KUBE_DIR/calls.jsonl. Anything else exits 2, so an unexpected
+command fails the test.
 """
 
 import json
@@ -91,6 +92,12 @@ def main():
     namespace = flags.get("namespace", "default")
     if args[:1] == ["get"] and len(args) == 3 and args[1] in KINDS and flags.get("output") == "json":
         print(json.dumps(load(args[1], args[2], namespace), indent=4))
+    elif args[:1] == ["get"] and len(args) == 2 and flags.get("output") == "json":
+        try:
+            with open(os.path.join(STATE, f"list.{args[1]}.json"), encoding="utf-8") as f:
+                print(f.read(), end="")
+        except FileNotFoundError:
+            fail(f'error: the server doesn\'t have a resource type "{args[1]}"')
     elif args[:2] == ["set", "env"] and args[2].startswith("daemonset/") and "containers" in flags:
         name = args[2].split("/", 1)[1]
         obj = load("daemonset", name, namespace)

@@ -306,6 +306,7 @@ def test_more_deletes_than_max_deletes_is_refused_unless_forced(make_node):
     result = node.module(expected_map=fleet_map("ipip"), host="node1", max_deletes=5)
     assert result.get("failed") is True and node.table() == before
     assert result["msg"].startswith("nothing was changed: the plan deletes 6 routes, more than max_deletes=5")
+    assert result["changed"] is False
     checked = node.module(check=True, expected_map=fleet_map("ipip"), host="node1", max_deletes=5)
     assert not checked.get("failed") and checked["changed"] is True and "max_deletes=5" in checked["blocked"]
     assert any("would refuse" in w for w in checked["warnings"]) and node.table() == before
@@ -315,6 +316,17 @@ def test_more_deletes_than_max_deletes_is_refused_unless_forced(make_node):
     result = node.module(expected_map=fleet_map("ipip"), host="node1", max_deletes=5, force=True)
     assert result["verified"] is True and len(result["actions"]["delete"]) == 6
     assert not any("198.18.10" in line for line in node.routes())
+
+
+def test_what_the_kernel_refuses_is_named_and_fails_the_run(make_node):
+    node = broken_node(make_node, "ipip")
+    node.batch("link set tunl0 down")  # the kernel drops tunl0's routes and refuses new ones on it
+    result = node.module(expected_map=fleet_map("ipip"), host="node1")
+    assert result.get("failed") is True and result["verified"] is False
+    assert result["msg"].startswith("the kernel refused some changes: add 198.18.2.0/26 via 192.0.2.12 dev tunl0 "
+                                    "proto bird onlink: ")
+    assert len(result["not_applied"]) == NODES - 1 and all("tunl0" in line for line in result["not_applied"])
+    assert [d["kind"] for d in result["residual_drift"]].count("missing") == NODES - 1
 
 
 def test_orphans_stay_while_the_map_is_incomplete(make_node):
@@ -460,6 +472,9 @@ def test_5000_remote_blocks_are_checked_in_well_under_a_second(make_node):
     assert [(d["kind"], d["dst"]) for d in result["drift"]["drift"]] == [
         ("missing", f"{blk(77)}/28"), ("wrong_next_hop", f"{blk(1)}/28")]
     timing = result["timing"]
-    print(f"\ncalico_routes check mode, {SCALE} remote blocks: read {timing['read'] * 1000:.1f} ms, "
-          f"plan {timing['plan'] * 1000:.1f} ms", file=sys.stderr)
-    assert timing["read"] + timing["plan"] < 0.5
+    print(f"\ncalico_routes check mode, {SCALE} remote blocks: validate {timing['validate'] * 1000:.1f} ms, "
+          f"read {timing['read'] * 1000:.1f} ms, plan {timing['plan'] * 1000:.1f} ms", file=sys.stderr)
+    assert timing["validate"] + timing["read"] + timing["plan"] < 0.5
+    # Only the map's size comes back, not the map: what a node returns stays O(node).
+    assert result["invocation"]["module_args"]["expected_map"] == {
+        "mode": "vxlan", "complete": True, "block_count": SCALE + 1, "node_count": SCALE + 1}

@@ -23,7 +23,7 @@ FAULTS = ["nm-unmanaged-missing", "nm-unmanaged-overridden", "autodetect-wrong-n
           "proxy-arp-off", "bgp-peer-down"]
 NODE_KEYS = {"name", "hostname", "namespace", "pid", "underlay", "extra", "calico_ip",
              "intended_ip", "asn", "blocks", "tunnel_device", "tunnel_address", "vxlan_mac",
-             "autodetection_method", "processes", "pods"}
+             "autodetection_method", "calico_node", "processes", "pods"}
 CALICO_NM_LIST = ("interface-name:cali*;interface-name:tunl*;interface-name:vxlan.calico;"
                   "interface-name:vxlan-v6.calico;interface-name:wireguard.cali;"
                   "interface-name:wg-v6.cali")

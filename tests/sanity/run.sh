@@ -11,11 +11,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv-sanity"
 reqs="$root/.venv/lib/python3.11/site-packages/ansible_test/_data/requirements"
 core=$(grep -i '^ansible-core==' "$root/requirements.txt")
-stamp="$venv/.stamp-$(sha1sum "$root/requirements.txt" | cut -c1-12)"
+stamp="$venv/.stamp-$(cat "$root/requirements.txt" "$0" | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
-  python3 -m venv "$venv"
+  rm -rf "$venv" && python3 -m venv "$venv"
   args=()
-  for t in pylint pep8 validate-modules yamllint ansible-doc runtime-metadata; do args+=(-r "$reqs/sanity.$t.txt"); done
+  for t in pylint pep8 validate-modules yamllint ansible-doc runtime-metadata changelog; do args+=(-r "$reqs/sanity.$t.txt"); done
   "$venv/bin/pip" install -q --disable-pip-version-check "$core" "${args[@]}"
   touch "$stamp"
 fi

@@ -50,9 +50,25 @@ PLAYBOOK = """
       check_mode: true
       register: audit_check
 
-    - name: Keep both results for the test
+    - name: The expected map alone (the first half of the audit role)
+      netdoctor.calico.fleet_audit:
+        map_only: true
+        report_dir: "{{ out }}/map_only"
+        fail_on: info
+        intended_ip_var: intended
+      run_once: true
+      register: audit_map
+
+    - name: Unreachable hosts with their reasons
+      netdoctor.calico.fleet_audit:
+        unreachable: {node5: "unreachable: ssh: connect to host node5 port 22: Connection refused"}
+        fail_on: never
+      run_once: true
+      register: audit_reasons
+
+    - name: Keep the results for the test
       ansible.builtin.copy:
-        content: "{{ {'audit': audit, 'check': audit_check} | to_json }}"
+        content: "{{ {'audit': audit, 'check': audit_check, 'map': audit_map, 'reasons': audit_reasons} | to_json }}"
         dest: "{{ out }}/results.json"
         mode: "0644"
       run_once: true
@@ -140,6 +156,33 @@ def test_check_mode_still_writes_the_reports(run):
     assert not check.get("failed")
     assert set(check["report_paths"]) == {"json", "junit"}
     assert sorted(p.name for p in (out / "check").iterdir()) == ["junit.xml", "report.json"]
+
+
+def test_map_only_returns_the_map_and_nothing_else(run):
+    out, _proc, results = run
+    result = results["map"]
+    assert not result.get("failed")  # fail_on is not applied: no rule runs
+    assert result["expected_map"]["blocks"]["10.122.17.64/26"]["next_hop"] == "192.168.3.110"
+    assert result["expected_map"]["nodes"]["node5"]["ip"] == "192.168.3.114"
+    assert "findings" not in result and "report_paths" not in result
+    assert not (out / "map_only").exists()
+
+
+def test_unreachable_reasons_are_quoted(run):
+    _out, _proc, results = run
+    unreach = [f for f in results["reasons"]["findings"] if f["id"] == "UNREACH"]
+    assert [f["host"] for f in unreach] == ["node5"]
+    assert unreach[0]["evidence"]["reason"] == "unreachable: ssh: connect to host node5 port 22: Connection refused"
+    assert "Connection refused" in unreach[0]["summary"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (["node1", "node2"], {"node1": None, "node2": None}),
+    ({"node1": "down", "node2": ""}, {"node1": "down", "node2": None}),
+    ("node1, node2", {"node1": None, "node2": None}),
+])
+def test_unreachable_option_shapes(value, expected):
+    assert action._unreachable(value) == expected
 
 
 def test_documented_options_are_the_accepted_ones():

@@ -100,6 +100,28 @@ def test_seed004_added_nic_ad002():
     assert pinned == []
 
 
+VXLAN_ADDED_NIC = """\
+9: ens19: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN
+    link/ether 52:54:00:aa:02:11 brd ff:ff:ff:ff:ff:ff
+    inet 203.0.113.11/24 scope global ens19
+"""
+NO_BIRD = {"socket": "/var/run/calico/bird.ctl", "available": False, "error": "No such file or directory", "peers": []}
+
+
+def test_seed004_in_vxlan_mode_the_vtep_local_address_is_the_registered_ip():
+    # No BIRD in VXLAN mode: Felix gives vxlan.calico the node's registered IP as its local address.
+    snap = iptext.snapshot(VXLAN_ADDR + VXLAN_ADDED_NIC, VXLAN_ROUTES)
+    findings = fd.node_findings(facts.make_fact(snap, "node1", bird=NO_BIRD, intended="192.0.2.11"))
+    assert _ids(findings) == [("AD002", "critical")]
+    assert findings[0]["summary"] == ("first-found on node1 now picks 203.0.113.11/24 (ens19), but the VXLAN tunnel "
+                                      "local address is 192.0.2.11: the node IP changes within 60 s (IP=autodetect "
+                                      "re-detects)")
+    assert findings[0]["evidence"]["registered_source"] == "vxlan_local"
+    assert "IP_AUTODETECTION_METHOD=cidr=192.0.2.0/24" in findings[0]["remedy"]
+    anchored = facts.make_fact(snap, "node1", bird=NO_BIRD, method="interface=^eth0$", intended="192.0.2.11")
+    assert fd.node_findings(anchored) == []
+
+
 def test_seed004_after_the_flip_ad001_against_the_intended_ip():
     fact = facts.make_fact(seeds.seed004("k8s-w2"), "k8s-w2", calico_version="3.28", intended="192.168.50.13")
     assert fact["bird"]["router_id"] == "10.20.30.13"  # calico-node already re-registered

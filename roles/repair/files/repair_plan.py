@@ -1,0 +1,592 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The repair's decisions and its before/after report, computed on the controller.
+
+Runs with the controller's Python (ansible_playbook_python), standard library only, reads the
+audit's report.json files and writes nothing on any node. Two subcommands, JSON on stdin:
+
+    python repair_plan.py plan   < {"report": PATH, "hosts": [...], "min_severity": "warning",
+                                    "steps": {"nm": true, ...}, "method": "" | METHOD,
+                                    "replay": {host: {"valid", "error", "address", "interface", "intended"}}}
+        prints the plan: {"errors": [...], "autodetection": {...}, "hosts": {host: {...}}, "items": [...]}
+
+    python repair_plan.py report < {"before": PATH, "after": PATH | null, "plan": {...},
+                                    "changes": {host: [...]}, "probes": {host: [...]}, "check_mode": bool,
+                                    "fail_on": "warning", "report_dir": DIR, ...}
+        writes DIR/repair.json and DIR/repair.md (atomically) and prints {"verdict", "failing", "paths", "lines"}
+
+Every rule here is a function over plain data (tests/unit/roles/test_repair_plan.py).
+"""
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+STEPS = ("nm", "autodetection", "source_routes", "sysctl", "routes")
+# What each step is called in the report and the variable / tag that switch it off.
+STEP_TEXT = {
+    "nm": "NetworkManager drop-in (calico_nm_unmanaged)",
+    "autodetection": "IP autodetection method (calico_autodetection)",
+    "source_routes": "source routes towards the peers (calico_routes source_routes)",
+    "sysctl": "sysctls (ansible.posix.sysctl / sysctl -w)",
+    "routes": "block routes against the expected map (calico_routes)",
+}
+# Finding ids the repair never changes anything for, and why.
+NOT_REPAIRED = {
+    "BGP001": ("the repair does not touch firewalls or BIRD: a session that is down for a reason other than a wrong "
+               "node IP (AD001) is reported with a TCP test of port 179"),
+    "HOST001": "node names and /etc/hosts are reported only (the preflight role fixes /etc/hosts on request)",
+    "DUP001": "two nodes with one address need a decision about which one keeps it",
+    "MTU001": "the tunnel MTU is FelixConfiguration's (ipipMTU / vxlanMTU); changing it restarts the data plane",
+    "PATH001": "a path trace names a step; its own finding is repaired",
+    "UNREACH": "the node gave no facts, so nothing on it is known or changed",
+    "DS001": "the datastore is not changed by the repair",
+    "DS002": "the datastore is not changed by the repair",
+    "DS003": "the datastore is not changed by the repair",
+}
+
+
+def rank(severity):
+    return SEVERITY_RANK.get(severity, len(SEVERITY_RANK))
+
+
+def at_or_above(severity, threshold):
+    return threshold != "never" and rank(severity) <= rank(threshold)
+
+
+def sys001_kind(finding):
+    """ip_forward, rp_filter, proxy_arp or mtu: which SYS001 rule produced the finding."""
+    evidence = finding.get("evidence") or {}
+    if "net.ipv4.ip_forward" in evidence:
+        return "ip_forward"
+    if "strict_interfaces" in evidence:
+        return "rp_filter"
+    if "proxy_arp" in evidence:
+        return "proxy_arp"
+    if "tunnel" in evidence:
+        return "mtu"
+    return "other"
+
+
+def kind_of(finding):
+    """A sub-kind that tells two findings of one id on one host apart, stable across runs."""
+    fid, evidence = finding.get("id"), finding.get("evidence") or {}
+    if fid == "SYS001":
+        return sys001_kind(finding)
+    if fid in ("RT001", "RT002"):
+        return evidence.get("kind") or "local"
+    if fid == "SRC001":
+        source, own = evidence.get("source"), evidence.get("calico_ip")
+        return "source" if source and source != own else "interface"
+    if fid == "NM001":
+        return "networkd" if "matching_calico" in evidence else "networkmanager"
+    return ""
+
+
+def key_of(finding):
+    return "|".join(str(v or "") for v in (finding.get("id"), finding.get("host"), finding.get("peer"),
+                                           kind_of(finding)))
+
+
+BIRD_MISSING = ("in native BGP mode BIRD programs the block routes and deletes a proto bird route it does not export "
+                "itself at once, so a route added by hand does not last: BIRD's own configuration (its export "
+                "filter) or the session to the owner drops it - check `birdcl show route for <block> all` on the "
+                "node and calico-node's BIRD templates")
+
+
+def step_of(finding, mode=None):
+    """(step, None) when a step of the repair fixes the finding, else (None, why not)."""
+    fid, kind = finding.get("id"), kind_of(finding)
+    if fid == "NM001":
+        if kind == "networkd":
+            return None, ("systemd-networkd matches Calico's devices: narrow the .network file's [Match] (restarting "
+                          "networkd drops pod connections, so the repair leaves it to a maintenance window)")
+        return "nm", None
+    if fid in ("AD001", "AD002"):
+        return "autodetection", None
+    if fid == "SRC001":
+        return "source_routes", None
+    if fid == "SYS001":
+        if kind in ("ip_forward", "rp_filter", "proxy_arp"):
+            return "sysctl", None
+        if kind == "mtu":
+            return None, NOT_REPAIRED["MTU001"]
+        return None, "not a sysctl the repair sets"
+    if fid in ("RT001", "RT002"):
+        if kind == "shadow":
+            return None, "a non-Calico route inside a block is reported, never deleted"
+        if kind == "double_owned":
+            return None, "two nodes claim one block: drop the stale claim (calicoctl ipam check)"
+        if kind == "missing" and mode == "bgp":
+            return None, BIRD_MISSING
+        return "routes", None
+    return None, NOT_REPAIRED.get(fid, "no step of the repair fixes this finding")
+
+
+def step_enabled(step, steps, run_tags, skip_tags):
+    """(enabled, why not): the repair_<step> variable and the tags of the run."""
+    tag = f"repair_{step}"
+    if not steps.get(step, True):
+        return False, f"repair_{step} is false"
+    if tag in (skip_tags or ()):
+        return False, f"skipped with --skip-tags {tag}"
+    run_tags = list(run_tags or ("all",))
+    if "all" not in run_tags and tag not in run_tags:
+        return False, f"not selected by --tags {','.join(run_tags)}"
+    return True, None
+
+
+def _bgp_peer(finding):
+    peer = (finding.get("evidence") or {}).get("peer")
+    if isinstance(peer, dict) and peer.get("address"):
+        return {"peer": finding.get("peer"), "address": peer["address"], "session": peer.get("name")}
+    return None
+
+
+def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch per catalogue entry
+    report = data["report"]
+    hosts = list(data.get("hosts") or report.get("hosts") or ())
+    min_severity = data.get("min_severity") or "warning"
+    steps = data.get("steps") or {}
+    enabled = {s: step_enabled(s, steps, data.get("run_tags"), data.get("skip_tags")) for s in STEPS}
+    findings = report.get("findings") or []
+    mode = (report.get("summary") or {}).get("mode")
+    by_key = {}
+    for f in findings:
+        by_key.setdefault((f.get("id"), f.get("host")), f)
+
+    per_host = {h: {"nm": False, "source_routes": False, "ip_forward": False, "rp_filter": False, "proxy_arp": False,
+                    "routes": False, "add_missing": True, "bgp_probe": [], "findings": []} for h in hosts}
+    items, errors, ad_findings = [], [], []
+    for f in findings:
+        host = f.get("host")
+        item = {"key": key_of(f), "id": f.get("id"), "severity": f.get("severity"), "host": host,
+                "peer": f.get("peer"), "kind": kind_of(f), "summary": f.get("summary"), "remedy": f.get("remedy"),
+                "action": None, "step": None, "why": None}
+        items.append(item)
+        cause = (f.get("evidence") or {}).get("caused_by")
+        step, why_not = step_of(f, mode)
+        if host in per_host:
+            per_host[host]["findings"].append(item["key"])
+        if f.get("id") == "BGP001" and host in per_host and not cause:
+            probe = _bgp_peer(f)
+            if probe and probe not in per_host[host]["bgp_probe"]:
+                per_host[host]["bgp_probe"].append(probe)
+        if cause:
+            cause_finding = by_key.get((cause.get("id"), cause.get("host"))) or cause
+            cause_step, _why = step_of(cause_finding, mode)
+            item["step"] = step
+            if cause_step and enabled[cause_step][0]:
+                item.update(action="follows", why=f"follows {cause['id']} on {cause['host']}, which the repair fixes")
+            else:
+                item.update(action="not_repaired",
+                            why=f"follows {cause['id']} on {cause['host']}, which the repair does not fix")
+                if step == "routes" and item["kind"] == "missing" and host in per_host:
+                    # Adding the route would hide the cause (a BGP session down): BIRD withdrew it for a reason.
+                    per_host[host]["add_missing"] = False
+            if step == "routes" and host in per_host and action_ok(item):
+                per_host[host]["routes"] = True
+            continue
+        if not at_or_above(f.get("severity"), min_severity):
+            item.update(action="below_threshold", step=step,
+                        why=f"{f.get('severity')}: reported only (repair_min_severity={min_severity})")
+            continue
+        if step is None:
+            item.update(action="not_repaired", why=why_not)
+            continue
+        ok, why = enabled[step]
+        item["step"] = step
+        if not ok:
+            item.update(action="not_repaired", why=why)
+            continue
+        if host not in per_host and step != "autodetection":
+            item.update(action="not_repaired", why=f"{host} is not a host of this play")
+            continue
+        item["action"] = "repair"
+        if step == "autodetection":
+            ad_findings.append(f)
+        elif step == "sysctl":
+            per_host[host][item["kind"]] = True
+        else:
+            per_host[host][step] = True
+
+    autodetection = _autodetection(data, ad_findings, errors)
+    if autodetection["needed"]:
+        for item in items:
+            if item["step"] == "autodetection" and item["action"] == "repair":
+                item["why"] = f"IP_AUTODETECTION_METHOD={autodetection['method']} ({autodetection['source']})"
+    lines = [f"{i['id']} {i['host']}{' -> ' + str(i['peer']) if i['peer'] else ''} [{i['severity']}]: "
+             + (f"repair - {STEP_TEXT[i['step']]}" if i["action"] == "repair" else f"{i['action']} - {i['why']}")
+             for i in items if i["action"] != "below_threshold"]
+    return {"errors": errors, "autodetection": autodetection, "hosts": per_host, "items": items, "lines": lines,
+            "steps": {s: {"enabled": ok, "why": why} for s, (ok, why) in enabled.items()},
+            "min_severity": min_severity}
+
+
+def action_ok(item):
+    return item["action"] == "follows"
+
+
+def _autodetection(data, ad_findings, errors):
+    """One method for the fleet: the given one, checked on every node, or the audit's recommendation."""
+    given = (data.get("method") or "").strip()
+    out = {"needed": bool(ad_findings), "method": None, "source": None, "reason": None,
+           "hosts": sorted({f.get("host") for f in ad_findings})}
+    if given:
+        replay = data.get("replay") or {}
+        bad = [f"{h}: {r.get('error') or 'invalid'}" for h, r in sorted(replay.items()) if not r.get("valid")]
+        if bad:
+            errors.append(f"repair_autodetection_method={given!r} is invalid - calico-node would terminate: "
+                          f"{bad[0]}. Valid methods: first-found, interface=REGEX[,REGEX], "
+                          "skip-interface=REGEX[,REGEX], cidr=CIDR[,CIDR], can-reach=DESTINATION, "
+                          "kubernetes-internal-ip. Nothing was changed.")
+        else:
+            misses = []
+            for host, r in sorted(replay.items()):
+                picked = (r.get("address") or "").split("/", 1)[0]
+                if not picked:
+                    misses.append(f"{host} picks no address ({r.get('error') or 'no interface matches'})")
+                elif r.get("intended") and picked != r["intended"]:
+                    misses.append(f"{host} picks {picked} ({r.get('interface')}) instead of {r['intended']}")
+            if misses:
+                errors.append(f"repair_autodetection_method={given!r} does not give {len(misses)} of {len(replay)} "
+                              f"node(s) their intended address: {'; '.join(misses[:5])}"
+                              f"{' ...' if len(misses) > 5 else ''}. Nothing was changed.")
+        out.update(method=given, source="repair_autodetection_method")
+        return out
+    if not ad_findings:
+        return out
+    for f in ad_findings:
+        evidence = f.get("evidence") or {}
+        if evidence.get("recommended_method"):
+            out.update(method=evidence["recommended_method"], source="recommended by the audit",
+                       reason=(evidence.get("recommendation") or {}).get("reason"))
+            return out
+    reasons = {str(((f.get("evidence") or {}).get("recommendation") or {}).get("reason")) for f in ad_findings}
+    errors.append(f"{', '.join(sorted({f['id'] for f in ad_findings}))} on {', '.join(out['hosts'])}: no single "
+                  f"IP_AUTODETECTION_METHOD fits the fleet ({'; '.join(sorted(reasons))}). Set "
+                  "repair_autodetection_method, pin IP=<address> on the odd node, or set repair_autodetection=false "
+                  "to repair the rest. Nothing was changed.")
+    return out
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def _load(path):
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _write_atomic(path, text):
+    fd, tmp = tempfile.mkstemp(prefix=".repair.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def outcome(item, after_keys, check_mode, after_available, not_audited=None):
+    """What became of one finding of the audit before the repair."""
+    if check_mode or not after_available:
+        return {"repair": "would be repaired", "follows": "would follow its cause's repair"}.get(
+            item["action"], "would stay")
+    if item.get("host") in (not_audited or {}):
+        return "unknown: not audited after the repair"
+    if item["key"] in after_keys:
+        after = after_keys[item["key"]]
+        return "remains" if at_or_above(after["severity"], "warning") else f"remains ({after['severity']})"
+    return "fixed" if item["action"] in ("repair", "follows") else "gone"
+
+
+def probe_text(probe):
+    result, address = probe.get("result"), f"{probe.get('address')}:{probe.get('port', 179)}"
+    seconds = probe.get("timeout")
+    if result == "open":
+        return (f"TCP connect to {address} succeeded: port 179 is reachable, look at BIRD's session "
+                "(`birdcl show protocols all`)")
+    if result == "timeout":
+        return (f"TCP connect to {address} timed out after {seconds} s: packets to TCP 179 are dropped on the way "
+                "(a firewall rule on the node or the peer, or a network ACL)")
+    if result == "refused":
+        return f"TCP connect to {address} was refused: nothing listens on 179 there (BIRD down on the peer?)"
+    return f"TCP connect to {address} failed: {probe.get('error') or result}"
+
+
+def report(data):  # noqa: C901, PLR0912, PLR0915 - straight-line assembly of one document
+    before = _load(data["before"])
+    after = _load(data.get("after"))
+    the_plan = data["plan"]
+    check_mode = bool(data.get("check_mode"))
+    fail_on = data.get("fail_on") or "warning"
+    after_keys = {key_of(f): f for f in (after or {}).get("findings") or ()}
+    planned = {i["key"]: i for i in the_plan.get("items") or ()}
+    probes = data.get("probes") or {}
+    not_audited = {h: line.get("status") for h, line in ((after or {}).get("hosts") or {}).items()
+                   if line.get("status") == "unreachable"}
+    changes = {host: describe(raw, check_mode) for host, raw in sorted((data.get("changes") or {}).items())}
+
+    rows = []
+    for f in (before or {}).get("findings") or ():
+        key = key_of(f)
+        item = planned.get(key) or {"key": key, "action": "not_repaired", "step": None,
+                                    "why": "not in the plan (found by a later audit)"}
+        rows.append({"id": f["id"], "severity": f["severity"], "host": f.get("host"), "peer": f.get("peer"),
+                     "kind": kind_of(f), "summary": f.get("summary"), "action": item["action"], "step": item["step"],
+                     "why": item["why"],
+                     "after": outcome({**item, "host": f.get("host")}, after_keys, check_mode, after is not None,
+                                      not_audited),
+                     "after_severity": (after_keys.get(key) or {}).get("severity")})
+    before_keys = {r["id"] + "|" + str(r["host"] or "") + "|" + str(r["peer"] or "") + "|" + r["kind"] for r in rows}
+    new = [f for k, f in after_keys.items() if k not in before_keys]
+
+    remaining = [f for f in (after or {}).get("findings") or () if at_or_above(f.get("severity"), fail_on)]
+    if check_mode:
+        verdict = "check"
+    elif after is None:
+        verdict = "unverified"
+    else:
+        verdict = "failed" if remaining else "ok"
+    for f in remaining:
+        f_probes = probes.get(f.get("host")) or []
+        if f.get("id") == "BGP001":
+            address = ((f.get("evidence") or {}).get("peer") or {}).get("address")
+            f["probe"] = next((p for p in f_probes if p.get("address") == address), None)
+    raw_changes = data.get("changes") or {}
+    for row in rows:
+        refused = [r for r in ((raw_changes.get(row["host"]) or {}).get("routes") or {}).get("skipped_actions") or ()
+                   if "touch_foreign" in str(r.get("reason"))]
+        if row["step"] == "routes" and row["action"] == "repair" and refused:
+            row["why"] = (f"refused: {refused[0].get('reason')} - the route is left alone unless "
+                          "repair_touch_foreign=true")
+            if check_mode:
+                row["after"] = "would be refused"
+            continue
+        # The step changed something on the node and the finding is still there: BIRD, Felix or whatever
+        # caused it put it back - the cause is elsewhere.
+        if row["after"].startswith("remains") and row["action"] == "repair" and changes.get(row["host"]):
+            row["why"] = ("the repair changed this node, but the audit after it still finds this: something "
+                          "re-asserts it (BIRD, Felix or the datastore) - see the remedy")
+    ad_result = data.get("autodetection_result")
+    if ad_result:
+        changes.setdefault("(fleet)", []).extend(describe_autodetection(ad_result, check_mode))
+    changes = {host: lines for host, lines in changes.items() if lines}
+    doc = {
+        "schema_version": 1,
+        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "check_mode": check_mode,
+        "verdict": verdict,
+        "fail_on": fail_on,
+        "reports": {k: data.get(k) for k in ("before", "after_autodetection", "after") if data.get(k)},
+        "summary": {
+            "before": (before or {}).get("summary"),
+            "after": (after or {}).get("summary"),
+            "fixed": sum(1 for r in rows if r["after"] == "fixed"),
+            "remaining": len(remaining),
+            "changed_hosts": sorted(h for h, c in changes.items() if c),
+        },
+        "autodetection": the_plan.get("autodetection"),
+        "steps": the_plan.get("steps"),
+        "findings": rows,
+        "new_findings": [{"id": f["id"], "severity": f["severity"], "host": f.get("host"), "peer": f.get("peer"),
+                          "summary": f.get("summary")} for f in new],
+        "remaining": [{"id": f["id"], "severity": f["severity"], "host": f.get("host"), "peer": f.get("peer"),
+                       "summary": f.get("summary"), "remedy": f.get("remedy"), "probe": f.get("probe")}
+                      for f in remaining],
+        "changes": changes,
+        "probes": probes,
+    }
+    out_dir = data["report_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"json": os.path.join(out_dir, "repair.json"), "md": os.path.join(out_dir, "repair.md")}
+    _write_atomic(paths["json"], json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+    _write_atomic(paths["md"], markdown(doc))
+    lines = summary_lines(doc)
+    return {"verdict": verdict, "failing": doc["remaining"], "paths": paths, "lines": lines,
+            "fixed": doc["summary"]["fixed"]}
+
+
+def route_text(route):
+    """A route as `ip route` writes it."""
+    parts = [route.get("dst") or "?"]
+    if route.get("type") not in (None, "unicast"):
+        parts.insert(0, route["type"])
+    if route.get("gateway"):
+        parts += ["via", route["gateway"]]
+    if route.get("dev"):
+        parts += ["dev", route["dev"]]
+    protocol = route.get("protocol")
+    if protocol is not None:
+        parts += ["proto", PROTOCOLS.get(protocol, str(protocol))]
+    if route.get("prefsrc"):
+        parts += ["src", route["prefsrc"]]
+    if route.get("metric"):
+        parts += ["metric", str(route["metric"])]
+    if route.get("onlink"):
+        parts.append("onlink")
+    return " ".join(parts)
+
+
+PROTOCOLS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 16: "dhcp", 80: "felix"}
+
+
+def describe(raw, check_mode):
+    """Lines saying what changed on one host, from the results of the repair's tasks."""
+    lines = []
+    nm = raw.get("nm") or {}
+    if nm.get("changed"):
+        text = f"NetworkManager drop-in {nm.get('path')} written (Calico devices unmanaged"
+        text += f", verified with {nm.get('verified_with')})" if not check_mode else ")"
+        if raw.get("nm_overrides"):
+            text += (f"; named to sort after {', '.join(raw['nm_overrides'])}, which replaces "
+                     "unmanaged-devices (the durable fix is in that file: = becomes +=)")
+        if nm.get("backup_file"):
+            text += f"; backup {nm['backup_file']}"
+        lines.append(text)
+    if raw.get("nm_reloaded"):
+        lines.append("NetworkManager asked to reload its configuration (a reload, never a restart)")
+    src = raw.get("source_routes") or {}
+    for net in ((src.get("source_routes") or {}).get("networks") or ()):
+        verbs = {"add": "added", "prepend": "put in front", "replace": "replaced"}
+        verb = verbs.get(net.get("action"), net.get("action"))
+        text = f"source route {route_text(net.get('route') or {})} {verb} (SRC001: {net.get('peer_count')} peer(s)"
+        if net.get("after"):
+            text += f", now {net['after'][0]}"
+        lines.append(text + "; not persistent - add it to the network configuration)")
+    for key, value in (raw.get("sysctl") or {}).items():
+        where = f" persisted in {raw['sysctl_file']}" if raw.get("sysctl_file") else ""
+        lines.append(f"sysctl {key}={value}{where}")
+    if raw.get("proxy_arp"):
+        names = raw["proxy_arp"]
+        lines.append(f"proxy_arp=1 on {len(names)} workload interface(s) ({', '.join(names[:5])}"
+                     f"{' ...' if len(names) > 5 else ''}), runtime only (Felix owns them)")
+    routes = raw.get("routes") or {}
+    actions = routes.get("actions") or {}
+    for verb, word in (("replace", "replaced"), ("add", "added"), ("delete", "deleted")):
+        for route in actions.get(verb) or ():
+            lines.append(f"route {route_text(route)} {word}")
+    for skipped in routes.get("skipped_actions") or ():
+        hint = " (set repair_touch_foreign=true to change it)" if "touch_foreign" in str(skipped.get("reason")) else ""
+        lines.append(f"REFUSED {skipped.get('action')} {route_text(skipped.get('route') or {})}: "
+                     f"{skipped.get('reason')}{hint}")
+    return lines
+
+
+def describe_autodetection(result, check_mode):
+    if not result.get("changed"):
+        return []
+    text = (f"IP_AUTODETECTION_METHOD {result.get('previous') or '(unset: first-found)'} -> {result.get('method')} "
+            f"on the {result.get('target')}" + (f" ({' '.join(result['command'])})" if result.get("command") else ""))
+    if result.get("target") == "manifest":
+        text += (f" - {result.get('path')}; calico-node reads it only once the manifest is applied "
+                 "(kubectl apply -f), so the nodes keep their addresses until then")
+    redetected = {h: ip for h, ip in (result.get("redetected") or {}).items() if ip}
+    if redetected and not check_mode:
+        text += ("; calico-node re-detected with it on every node, each registered with its intended IP: "
+                 + ", ".join(f"{h} {ip}" for h, ip in sorted(redetected.items())))
+    return [text]
+
+
+def _md(text):
+    return str(text if text is not None else "").replace("\n", " ").replace("|", "\\|")
+
+
+def summary_lines(doc):
+    """The console summary: the changes, what became of every finding the repair looked at, what remains."""
+    check = doc["check_mode"]
+    lines = ["check mode: nothing was changed; this is what the repair would do"] if check else []
+    rows = [r for r in doc["findings"] if r["action"] in ("repair", "not_repaired")]
+    lines.append(f"{len(rows)} finding(s) to act on before the repair"
+                 + ("" if check else f", {sum(1 for r in rows if r['after'] == 'fixed')} fixed, "
+                                     f"{len(doc['remaining'])} at or above {doc['fail_on']} after it"))
+    for host in sorted(doc["changes"]):
+        for change in doc["changes"][host]:
+            lines.append(f"{host}: {'(would) ' if check else ''}{change}")
+    for row in rows:
+        explain = row["why"] and (row["action"] != "repair"
+                                  or not row["after"].startswith(("fixed", "would be repaired")))
+        lines.append(f"{row['id']} {row['host']}{' -> ' + str(row['peer']) if row['peer'] else ''} "
+                     f"[{row['severity']}]: {row['after']}" + (f" - {row['why']}" if explain else ""))
+    for f in doc["remaining"]:
+        text = f"REMAINS {f['id']} {f['host']} [{f['severity']}]: {f['summary']}"
+        if f.get("probe"):
+            text += f" - {probe_text(f['probe'])}"
+        lines.append(text)
+    return lines
+
+
+def markdown(doc):
+    out = ["# Calico repair", ""]
+    verdict = {"ok": "**verified** - the audit after the repair finds nothing at or above "
+                     f"`{doc['fail_on']}`",
+               "failed": f"**not clean** - {len(doc['remaining'])} finding(s) at or above `{doc['fail_on']}` remain",
+               "check": "**check mode** - nothing was changed; below is what the repair would do",
+               "unverified": "**unverified** - the audit after the repair did not run"}[doc["verdict"]]
+    out += [verdict, ""]
+    before, after = doc["summary"]["before"] or {}, doc["summary"]["after"] or {}
+    out += ["| | critical | warning | info |", "|---|---|---|---|",
+            f"| before | {before.get('critical', 0)} | {before.get('warning', 0)} | {before.get('info', 0)} |"]
+    if after:
+        out.append(f"| after | {after.get('critical', 0)} | {after.get('warning', 0)} | {after.get('info', 0)} |")
+    out.append("")
+    ad = doc.get("autodetection") or {}
+    if ad.get("needed") or ad.get("method"):
+        out += ["## IP autodetection", "",
+                f"Method: `{ad.get('method')}` ({ad.get('source')}); nodes with AD001/AD002: "
+                f"{', '.join(ad.get('hosts') or []) or 'none'}.", ""]
+    out += ["## Changes" + (" (predicted)" if doc["check_mode"] else ""), ""]
+    if not any(doc["changes"].values()):
+        out += ["None.", ""]
+    for host in sorted(doc["changes"]):
+        for change in doc["changes"][host]:
+            out.append(f"- **{_md(host)}**: {_md(change)}")
+    out += ["", "## Findings, before -> after", "", "| id | severity | node | peer | after | how / why |",
+            "|---|---|---|---|---|---|"]
+    for row in doc["findings"]:
+        how = STEP_TEXT.get(row["step"], "") if row["action"] == "repair" else row["why"]
+        out.append(f"| {row['id']} | {row['severity']} | {_md(row['host'])} | {_md(row['peer'] or '')} | "
+                   f"{_md(row['after'])} | {_md(how)} |")
+    if doc["new_findings"]:
+        out += ["", "## New after the repair", ""]
+        out += [f"- {f['id']} {_md(f['host'])} [{f['severity']}]: {_md(f['summary'])}" for f in doc["new_findings"]]
+    if doc["remaining"]:
+        out += ["", "## Not fixed", ""]
+        for f in doc["remaining"]:
+            out.append(f"- **{f['id']} {_md(f['host'])}** [{f['severity']}]: {_md(f['summary'])}")
+            if f.get("probe"):
+                out.append(f"  - evidence: {_md(probe_text(f['probe']))}")
+            if f.get("remedy"):
+                out.append(f"  - remedy: {_md(f['remedy'])}")
+    out += ["", "Reports: " + ", ".join(f"{k}: `{v}`" for k, v in doc["reports"].items()), ""]
+    return "\n".join(out)
+
+
+def main():
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    data = json.load(sys.stdin)
+    if command == "plan":
+        if "report" not in data:
+            data["report"] = _load(data["report_path"])
+        result = plan(data)
+    elif command == "report":
+        result = report(data)
+    else:
+        sys.stderr.write("usage: repair_plan.py plan|report < JSON\n")
+        return 2
+    json.dump(result, sys.stdout, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""fleet_audit's datastore option end to end: a real ansible-playbook run on the controller over seed
+001's five hosts (facts set by a tiny test module), with the Kubernetes fixture documents' view
+(tests/unit/fixtures/kube, hand-made in kubectl's shape) in which node3 is registered with another
+address and node6 is a NotReady node that no host is."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from fleet_fixtures import seed_fleet  # noqa: E402 - the shared fixtures live next to the module_utils tests
+
+ROOT = Path(__file__).parents[4]
+KUBE = ROOT / "tests" / "unit" / "fixtures" / "kube"
+PLAYBOOK = """
+- name: Audit seed 001 against its datastore
+  hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: Load this host's facts
+      test_calico_facts:
+        path: "{{ facts_dir }}/{{ inventory_hostname }}.json"
+
+    - name: Audit with the datastore
+      netdoctor.calico.fleet_audit:
+        datastore: "{{ lookup('ansible.builtin.file', view_file) | from_json }}"
+        report_dir: "{{ out }}/with"
+        formats: [json, junit]
+        fail_on: never
+      run_once: true
+      register: with_datastore
+
+    - name: Audit without it
+      netdoctor.calico.fleet_audit:
+        report_dir: "{{ out }}/without"
+        formats: [junit]
+        fail_on: never
+      run_once: true
+      register: without_datastore
+
+    - name: A datastore that is no view
+      netdoctor.calico.fleet_audit:
+        datastore: {nodes: []}
+        fail_on: never
+      run_once: true
+      register: bad_datastore
+      ignore_errors: true
+
+    - name: Keep the results for the test
+      ansible.builtin.copy:
+        content: "{{ {'with': with_datastore, 'without': without_datastore, 'bad': bad_datastore} | to_json }}"
+        dest: "{{ out }}/results.json"
+        mode: "0644"
+      run_once: true
+      delegate_to: localhost
+"""
+MODULE = '''#!/usr/bin/python
+import json
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    with open(module.params["path"], encoding="utf-8") as handle:
+        module.exit_json(changed=False, ansible_facts={"calico_node": json.load(handle)})
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fleet_audit_datastore")
+    facts_dir = out / "facts"
+    facts_dir.mkdir()
+    for host, fact in seed_fleet().items():
+        (facts_dir / f"{host}.json").write_text(json.dumps(fact), encoding="utf-8")
+    docs = [json.loads((KUBE / name).read_text(encoding="utf-8"))
+            for name in ("nodes.json", "ipamblocks.json", "blockaffinities.json")]
+    docs[0]["items"][2]["metadata"]["annotations"]["projectcalico.org/IPv4Address"] = "192.168.0.112/24"
+    (out / "view.json").write_text(json.dumps(_datastore.view_from_kubernetes(*docs)), encoding="utf-8")
+    (out / "library").mkdir()
+    (out / "library" / "test_calico_facts.py").write_text(MODULE, encoding="utf-8")
+    (out / "playbook.yml").write_text(textwrap.dedent(PLAYBOOK), encoding="utf-8")
+    inventory = ["[fleet]", *(f"node{i}" for i in range(1, 6)), "[fleet:vars]", "ansible_connection=local",
+                 f"ansible_python_interpreter={sys.executable}"]
+    (out / "inventory.ini").write_text("\n".join(inventory) + "\n", encoding="utf-8")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_LOCAL_TEMP": str(out / "tmp")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
+         "-e", f"out={out} facts_dir={facts_dir} view_file={out / 'view.json'}"],
+        cwd=out, env=env, capture_output=True, text=True, check=False, timeout=300)
+    results = out / "results.json"
+    assert results.exists(), proc.stdout + proc.stderr
+    return out, json.loads(results.read_text(encoding="utf-8"))
+
+
+def junit_cases(path):
+    root = ET.parse(path).getroot()
+    return {(s.get("name"), c.get("name")) for s in root.iter("testsuite") for c in s.iter("testcase")}
+
+
+def test_the_datastore_findings_are_in_the_result_and_the_reports(run):
+    out, results = run
+    found = {(f["id"], f["severity"], f["host"]) for f in results["with"]["findings"]}
+    assert found == {("DS001", "critical", "node3"), ("DS003", "warning", "node6")}
+    report = json.loads((out / "with" / "report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["by_id"] == {"DS001": 1, "DS003": 1}
+    assert report["hosts"]["node3"]["ids"] == ["DS001"]
+    cases = junit_cases(out / "with" / "junit.xml")
+    assert ("node3", "DS001") in cases and ("node1", "DS002") in cases
+    assert {c for s, c in cases if s == "node6"} == {"DS003"}
+
+
+def test_without_a_datastore_no_ds_rule_runs_or_is_reported(run):
+    out, results = run
+    assert results["without"]["findings"] == []
+    assert not {c for _s, c in junit_cases(out / "without" / "junit.xml") if c.startswith("DS")}
+
+
+def test_a_datastore_that_is_no_view_fails_the_task(run):
+    _out, results = run
+    assert results["bad"]["failed"]
+    assert results["bad"]["msg"].startswith("datastore: not a datastore view")

@@ -15,7 +15,7 @@ DEMO_LAB := demo
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help install venv debs collections lint sanity unit integration test bench demo demo-down clean
+.PHONY: help install venv debs collections lint sanity unit integration molecule test bench demo demo-down clean
 
 help:
 	@echo "make demo   - bring up the built-in lab, inject faults, show the ping matrix"
@@ -66,19 +66,46 @@ unit: install
 integration: install
 	$(VENV)/bin/pytest -q --no-skips tests/integration
 
-test: install lint sanity unit integration
+# The lab-backed scenario (molecule/default): create, check, converge, idempotence, verify, destroy.
+molecule: install
+	cd $(ROOT) && $(VENV)/bin/molecule test
+
+test: install lint sanity unit integration molecule
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
+DEMO_REPORTS := $(ROOT)/reports/demo
+
+# A lab with one fault from each incident write-up -> audit (names each on its node) -> repair
+# -> audit clean -> all-pairs ping 100%.
 demo: install
 	$(LAB) down --name $(DEMO_LAB)
-	$(LAB) up --name $(DEMO_LAB) --nodes 3 --mode bgp --pods-per-node 2 --extra-nic
+	$(LAB) up --name $(DEMO_LAB) --nodes 6 --mode ipip --pods-per-node 2 --extra-nic > /dev/null
 	@echo "== healthy lab: all-pairs pod ping"; $(LAB) ping --name $(DEMO_LAB) | tail -n 1
-	$(LAB) fault --name $(DEMO_LAB) stale-route --node node2
-	$(LAB) fault --name $(DEMO_LAB) autodetect-wrong-nic --node node3
+	$(LAB) fault --name $(DEMO_LAB) stale-route --node node2 > /dev/null
+	$(LAB) fault --name $(DEMO_LAB) src-asym --node node3 > /dev/null
+	$(LAB) fault --name $(DEMO_LAB) no-ip-forward --node node4 > /dev/null
+	$(LAB) fault --name $(DEMO_LAB) nm-unmanaged-overridden --node node5 > /dev/null
+	$(LAB) fault --name $(DEMO_LAB) autodetect-wrong-nic --node node6 > /dev/null
 	@echo "== with faults: all-pairs pod ping"; $(LAB) ping --name $(DEMO_LAB) | tail -n 1 || true
-	@echo "inventory: $$($(LAB) inventory --name $(DEMO_LAB))   (make demo-down to remove the lab)"
+	rm -rf $(DEMO_REPORTS) && mkdir -p $(DEMO_REPORTS)
+	ansible-playbook netdoctor.calico.audit -i "$$($(LAB) inventory --name $(DEMO_LAB))" \
+	  -e audit_report_dir=$(DEMO_REPORTS)/audit -e audit_fail_on=never > $(DEMO_REPORTS)/audit.log
+	@echo "== the audit names each fault on its node (warning and above):"
+	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
+	  [print("   %-7s %-6s %-9s %s" % (f["id"], f["host"], f["severity"], f["summary"])) for f in r["findings"] if f["severity"] != "info"]' \
+	  $(DEMO_REPORTS)/audit/report.json
+	@echo "== HTML report: $(DEMO_REPORTS)/audit/report.html"
+	ansible-playbook netdoctor.calico.repair -i "$$($(LAB) inventory --name $(DEMO_LAB))" \
+	  -e repair_report_dir=$(DEMO_REPORTS)/repair -e repair_kubectl=$(ROOT)/tests/lab/kubectl \
+	  -e repair_kubeconfig="$$($(LAB) kubeconfig --name $(DEMO_LAB))" > $(DEMO_REPORTS)/repair.log
+	@echo "== what the repair changed:"; sed -n '/^## Changes/,/^## Findings/p' $(DEMO_REPORTS)/repair/repair.md | grep '^- '
+	ansible-playbook netdoctor.calico.audit -i "$$($(LAB) inventory --name $(DEMO_LAB))" \
+	  -e audit_report_dir=$(DEMO_REPORTS)/audit-after -e audit_fail_on=warning > $(DEMO_REPORTS)/audit-after.log
+	@echo "== audit after the repair: nothing at warning or above ($(DEMO_REPORTS)/audit-after/report.html)"
+	@echo "== after the repair: all-pairs pod ping"; $(LAB) ping --name $(DEMO_LAB) | tail -n 1
+	@echo "== before/after: $(DEMO_REPORTS)/repair/repair.md   inventory: $$($(LAB) inventory --name $(DEMO_LAB))   (make demo-down)"
 
 demo-down:
 	$(LAB) down --name $(DEMO_LAB)

@@ -62,7 +62,7 @@ def main():
             node_flow = [*audit, "-e", "audit_route_check=node"]
             timed([os.path.join(BIN, "ansible"), "calico_nodes", "-i", inventory, "-m", "ansible.builtin.ping"])
             audits, setups, nodes = [], [], []
-            for _ in range(ROUNDS):
+            for _round in range(ROUNDS):
                 audits.append(timed(audit))
                 setups.append(timed(setup))
                 nodes.append(timed(node_flow))

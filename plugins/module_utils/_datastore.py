@@ -73,7 +73,7 @@ _limited = _findings._limited
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _address(value):
+def address_text(value):
     """'192.0.2.11/24' or '192.0.2.11' -> '192.0.2.11' (canonical text); None for anything else.
     inet_pton: this runs for every node and BGP peer of a large fleet."""
     if not isinstance(value, str) or not value:
@@ -322,7 +322,7 @@ def match_nodes(view, expected, facts_by_host):
         if node.get("ip") and host not in taken:
             by_ip.setdefault(node["ip"], host)
     for name, node in sorted(view["nodes"].items()):
-        host = by_ip.get(_address(node["ipv4_address"]))
+        host = by_ip.get(address_text(node["ipv4_address"]))
         if name not in out and host and host not in taken:
             out[name] = host
             taken.add(host)
@@ -345,14 +345,14 @@ def _show_cmd(view, name):
 
 
 def _held(fact, address):
-    return any(_address(a.get("address")) == address for link in fact.get("links") or ()
+    return any(address_text(a.get("address")) == address for link in fact.get("links") or ()
                for a in link.get("addresses") or ())
 
 
 def _identity_problems(ds, node, fact):
     """[(field, datastore value, node value, where the node value comes from, severity)]."""
     problems = []
-    registered = _address(ds["ipv4_address"])
+    registered = address_text(ds["ipv4_address"])
     if node.get("ip_source") in NODE_IP_SOURCES and node.get("ip") and registered != node["ip"]:
         problems.append(("ipv4_address", ds["ipv4_address"], node["ip"], NODE_IP_SOURCES[node["ip_source"]],
                          "critical"))
@@ -361,7 +361,7 @@ def _identity_problems(ds, node, fact):
     calico = fact.get("calico") or {}
     tunnel = calico.get("tunnel") or {}
     field = {"tunl0": "ipip_tunnel_addr", "vxlan.calico": "vxlan_tunnel_addr"}.get(tunnel.get("device"))
-    if field and tunnel.get("address") and _address(ds[field]) != _address(tunnel["address"]):
+    if field and tunnel.get("address") and address_text(ds[field]) != address_text(tunnel["address"]):
         # Peers reach a VXLAN node's pods via its VTEP address; tunl0's address only sources host traffic.
         problems.append((field, ds[field], tunnel["address"], f"address of {tunnel['device']}",
                          "critical" if field == "vxlan_tunnel_addr" else "warning"))
@@ -401,7 +401,8 @@ def _identity_findings(view, expected, facts_by_host, match):
             "DS001", severity, host,
             f"{_where(view)} registers {_named(host, name)} with " + "; ".join(parts),
             {"datastore_node": name, "source": view["source"], "fields": fields,
-             "registered_on_node": bool(_address(ds["ipv4_address"])) and _held(fact, _address(ds["ipv4_address"]))},
+             "registered_on_node": _held(fact, address_text(ds["ipv4_address"])) if address_text(ds["ipv4_address"])
+             else False},
             remedy))
     return out
 
@@ -482,7 +483,7 @@ def _sessions(facts_by_host):
             continue
         for peer in (fact.get("bird") or {}).get("peers") or ():
             established = peer.get("established", (peer.get("info") or "").startswith("Established"))
-            out.setdefault(_address(peer.get("address")), ([], []))[0 if established else 1].append(host)
+            out.setdefault(address_text(peer.get("address")), ([], []))[0 if established else 1].append(host)
     return out
 
 
@@ -498,7 +499,7 @@ def _stale_findings(view, facts_by_host, match):
     out, quiet = [], []
     for name in stale:
         ds = view["nodes"][name]
-        address = _address(ds["ipv4_address"])
+        address = address_text(ds["ipv4_address"])
         up, down = sessions.get(address, ([], [])) if address else ([], [])
         if up or ds.get("ready") is True:
             continue  # alive: a node the inventory does not list

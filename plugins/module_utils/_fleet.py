@@ -15,7 +15,6 @@ the catalogue (docs/findings.md) and merges the node-local findings.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections import Counter
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view, _datastore, _findings
@@ -39,18 +38,8 @@ EVIDENCE_LIMIT = _findings.EVIDENCE_LIMIT
 _limited = _findings._limited
 
 
-def _address(value):
-    """'192.0.2.11/24' or '192.0.2.11' -> '192.0.2.11' (canonical text); anything else
-    (autodetect, none) -> None. inet_pton: this runs several times per node of a large fleet."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.split("/", 1)[0].strip()
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            return socket.inet_ntop(family, socket.inet_pton(family, text))
-        except OSError:
-            continue
-    return None
+# One normaliser for node and peer addresses across the fleet and datastore rules.
+_address = _datastore.address_text
 
 
 def _env(fact):

@@ -7,8 +7,8 @@
         ...
         lab.heal()
 
-Every lab the factory made is downed at the end of the session, even when tests fail; a test
-or fixture that wants a lab gone earlier calls `lab.down()` (idempotent).
+Every lab the factory made is downed at the end of the test module, even when tests fail; a
+test or fixture that wants a lab gone earlier calls `lab.down()` (idempotent).
 """
 
 import fcntl
@@ -200,9 +200,12 @@ def lab_session():
         os.close(fd)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_factory(lab_session):
-    """lab_factory(name, mode=..., nodes=..., pods_per_node=..., extra_nic=..., nm=...) -> Lab"""
+    """lab_factory(name, mode=..., nodes=..., pods_per_node=..., extra_nic=..., nm=...) -> Lab
+
+    Module scope: a test file's labs are downed when the file is done, so the next file finds the
+    machine's few lab slots free."""
     made = []
 
     def make(name, **kwargs):

@@ -94,10 +94,17 @@ def test_healthy_lab_without_extra_nic_has_no_findings(lab_factory, tmp_path, mo
     take the default, which checks a small fleet's routes on the controller."""
     lab = lab_factory(f"ah{mode[0]}", mode=mode, nodes=3)
     try:
-        report = audit_ok(lab, tmp_path, "-e", "audit_route_check=node")
+        # The Kubernetes datastore as the lab's cluster emulation serves it (tests/lab/kubectl):
+        # consistent with the nodes, so its checks (DS001-DS003) run and pass.
+        kubeconfig = lab.labctl("kubeconfig", "--name", lab.name).stdout.strip()
+        report = audit_ok(lab, tmp_path, "-e", "audit_route_check=node", "-e", "audit_datastore=kubernetes",
+                          "-e", f"audit_kubectl={os.path.join(REPO, 'tests', 'lab', 'kubectl')}",
+                          "-e", f"audit_kubeconfig={kubeconfig}")
         assert_healthy(report, [n["name"] for n in lab.nodes()])
         assert report["summary"]["mode"] == mode
         assert report["expected_map"]["complete"] is True
+        junit = (Path(tmp_path) / "junit.xml").read_text()
+        assert 'name="DS001"' in junit and 'name="DS002"' in junit, junit[:2000]
     finally:
         lab.down()
 
@@ -160,7 +167,7 @@ def one(report, fid, host, peer=None):
 
 def check_fault_details(report, plan, lab):
     nodes = {n["name"]: n for n in lab.nodes()}
-    at = {fault: node for fault, node in plan}
+    at = dict(plan)
 
     stale = one(report, "RT001", at["stale-route"], "node1")
     assert stale["severity"] == "critical"
@@ -303,7 +310,7 @@ def test_node_whose_sshd_dies_mid_run_is_reported_unreachable(lab_factory, tmp_p
         try:
             while proc.poll() is None:
                 assert time.monotonic() < deadline, output.decode(errors="replace")[-3000:]
-                ready, _, _ = select.select([proc.stdout], [], [], 1)
+                ready, _writable, _errors = select.select([proc.stdout], [], [], 1)
                 if ready:
                     output += os.read(proc.stdout.fileno(), 65536)
                 prompts = [m.group(1) for m in PROMPT.finditer(output.decode(errors="replace"))]

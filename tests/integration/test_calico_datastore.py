@@ -176,10 +176,10 @@ def node_value(name, address, tunnel=None, **spec):
 
 def block_kvs(cidr, node, state="confirmed", deleted=False):
     name = cidr.replace("/", "-")
-    return {f"/calico/ipam/v2/assignment/ipv4/block/{name}": json.dumps(
-                {"cidr": cidr, "affinity": f"host:{node}", "allocations": [0] + [None] * 63,
-                 "unallocated": list(range(1, 64)), "attributes": [{"handle_id": f"ipip-tunnel-addr-{node}"}],
-                 "deleted": deleted}),
+    block = {"cidr": cidr, "affinity": f"host:{node}", "allocations": [0] + [None] * 63,
+             "unallocated": list(range(1, 64)), "attributes": [{"handle_id": f"ipip-tunnel-addr-{node}"}],
+             "deleted": deleted}
+    return {f"/calico/ipam/v2/assignment/ipv4/block/{name}": json.dumps(block),
             f"/calico/ipam/v2/host/{node}/ipv4/block/{name}": json.dumps({"state": state, "deleted": deleted})}
 
 

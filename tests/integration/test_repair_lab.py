@@ -317,14 +317,15 @@ def test_autodetect_wrong_nic_repaired_through_the_daemonset(lab_factory, lab_re
         assert any(f"-> {method} on the daemonset" in c and "--dry-run=server" in c
                    for c in check.report["changes"]["(fleet)"]), check.report["changes"]
 
-        # target=manifest: only the file changes (with a backup); calico-node reads it once it is applied, so
-        # the node keeps its wrong address and the verdict says so.
+        # target=manifest, only this step (--tags): only the file changes (with a backup); calico-node reads it
+        # once it is applied, so the node keeps its wrong address and the verdict says so.
         manifest = tmp_path / "calico.yaml"
         with open(MANIFEST_FIXTURE, "rb") as fixture:
             manifest.write_bytes(fixture.read())
-        written = repair(lab, tmp_path / "manifest", extra={"repair_autodetection_target": "manifest",
-                                                            "repair_autodetection_manifest": str(manifest)})
+        to_manifest = {"repair_autodetection_target": "manifest", "repair_autodetection_manifest": str(manifest)}
+        written = repair(lab, tmp_path / "manifest", "--tags", "repair_autodetection", extra=to_manifest)
         assert written.rc != 0, written.tail()
+        assert written.row("SYS001", "node2")["why"] == "not selected by --tags repair_autodetection"
         assert f'value: "{method}"' in manifest.read_text() or f"value: {method}" in manifest.read_text()
         assert list(tmp_path.glob("calico.yaml.*~")), "no backup of the manifest"
         assert any("only once the manifest is applied" in c for c in written.report["changes"]["(fleet)"])

@@ -191,8 +191,8 @@ class FakeEtcd:
 
 
 def test_etcd_read_pages_at_one_revision():
-    handles = [("/calico/ipam/v2/handle/k8s-pod-network.abc", "{}"), ("/calico/resources/v3/projectcalico.org/"
-                                                                       "ippools/default", "{}")]
+    handles = [("/calico/ipam/v2/handle/k8s-pod-network.abc", "{}"),
+               ("/calico/resources/v3/projectcalico.org/ippools/default", "{}")]
     fake = FakeEtcd(etcd_pairs() + handles)
     revision, pairs = ds.etcd_read(fake, page=2)
     assert revision == "42"

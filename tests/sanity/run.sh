@@ -24,6 +24,7 @@ mkdir -p ~/.ansible/test/cache
 cp "$root/tests/sanity/get_pip.py" ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 
 # A private copy per run: two runs at once must not delete each other's tree.
+mkdir -p "$root/build"
 work=$(mktemp -d "$root/build/sanity.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/netdoctor/calico"

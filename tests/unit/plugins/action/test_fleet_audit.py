@@ -3,10 +3,7 @@ whose calico_node facts are seed 001 case 1 (set by a tiny test module), one hos
 the audit. Checks the result, the report files, check mode and fail_on."""
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,9 +12,9 @@ from ansible_collections.netdoctor.calico.plugins.action import fleet_audit as a
 from ansible_collections.netdoctor.calico.plugins.modules import fleet_audit as docs
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from audit_harness import run_playbook  # noqa: E402 - beside this file
 from fleet_fixtures import seed_case1  # noqa: E402 - the shared fixtures live next to the module_utils tests
 
-ROOT = Path(__file__).parents[4]
 PLAYBOOK = """
 - name: Audit a fleet of test facts
   hosts: fleet
@@ -74,45 +71,12 @@ PLAYBOOK = """
       run_once: true
       delegate_to: localhost
 """
-MODULE = '''#!/usr/bin/python
-import json
-from ansible.module_utils.basic import AnsibleModule
-
-
-def main():
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
-    with open(module.params["path"], encoding="utf-8") as handle:
-        module.exit_json(changed=False, ansible_facts={"calico_node": json.load(handle)})
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet_audit")
-    facts_dir = out / "facts"
-    facts_dir.mkdir()
-    for host, fact in seed_case1().items():
-        (facts_dir / f"{host}.json").write_text(json.dumps(fact), encoding="utf-8")
-    (out / "library").mkdir()
-    (out / "library" / "test_calico_facts.py").write_text(MODULE, encoding="utf-8")
-    (out / "playbook.yml").write_text(textwrap.dedent(PLAYBOOK), encoding="utf-8")
-    inventory = ["[fleet]"] + [f"node{i} intended=192.168.{0 if i == 2 else 3}.{109 + i}" for i in range(1, 6)]
-    inventory += ["[fleet:vars]", "ansible_connection=local", f"ansible_python_interpreter={sys.executable}"]
-    (out / "inventory.ini").write_text("\n".join(inventory) + "\n", encoding="utf-8")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-           "ANSIBLE_LOCAL_TEMP": str(out / "tmp"), "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
-         "-e", f"out={out} facts_dir={facts_dir}"],
-        cwd=out, env=env, capture_output=True, text=True, check=False, timeout=300)
-    results = out / "results.json"
-    assert results.exists(), proc.stdout + proc.stderr
-    return out, proc, json.loads(results.read_text(encoding="utf-8"))
+    hosts = [f"node{i} intended=192.168.{0 if i == 2 else 3}.{109 + i}" for i in range(1, 6)]
+    proc, results = run_playbook(out, PLAYBOOK, seed_case1(), hosts)
+    return out, proc, results
 
 
 def test_the_play_reports_the_failed_host(run):

@@ -4,10 +4,7 @@
 address and node6 is a NotReady node that no host is."""
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,9 +12,9 @@ import pytest
 from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from audit_harness import ROOT, run_playbook  # noqa: E402 - beside this file
 from fleet_fixtures import seed_fleet  # noqa: E402 - the shared fixtures live next to the module_utils tests
 
-ROOT = Path(__file__).parents[4]
 KUBE = ROOT / "tests" / "unit" / "fixtures" / "kube"
 PLAYBOOK = """
 - name: Audit seed 001 against its datastore
@@ -61,48 +58,17 @@ PLAYBOOK = """
       run_once: true
       delegate_to: localhost
 """
-MODULE = '''#!/usr/bin/python
-import json
-from ansible.module_utils.basic import AnsibleModule
-
-
-def main():
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
-    with open(module.params["path"], encoding="utf-8") as handle:
-        module.exit_json(changed=False, ansible_facts={"calico_node": json.load(handle)})
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet_audit_datastore")
-    facts_dir = out / "facts"
-    facts_dir.mkdir()
-    for host, fact in seed_fleet().items():
-        (facts_dir / f"{host}.json").write_text(json.dumps(fact), encoding="utf-8")
     docs = [json.loads((KUBE / name).read_text(encoding="utf-8"))
             for name in ("nodes.json", "ipamblocks.json", "blockaffinities.json")]
     docs[0]["items"][2]["metadata"]["annotations"]["projectcalico.org/IPv4Address"] = "192.168.0.112/24"
     (out / "view.json").write_text(json.dumps(_datastore.view_from_kubernetes(*docs)), encoding="utf-8")
-    (out / "library").mkdir()
-    (out / "library" / "test_calico_facts.py").write_text(MODULE, encoding="utf-8")
-    (out / "playbook.yml").write_text(textwrap.dedent(PLAYBOOK), encoding="utf-8")
-    inventory = ["[fleet]", *(f"node{i}" for i in range(1, 6)), "[fleet:vars]", "ansible_connection=local",
-                 f"ansible_python_interpreter={sys.executable}"]
-    (out / "inventory.ini").write_text("\n".join(inventory) + "\n", encoding="utf-8")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_LOCAL_TEMP": str(out / "tmp")}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
-         "-e", f"out={out} facts_dir={facts_dir} view_file={out / 'view.json'}"],
-        cwd=out, env=env, capture_output=True, text=True, check=False, timeout=300)
-    results = out / "results.json"
-    assert results.exists(), proc.stdout + proc.stderr
-    return out, json.loads(results.read_text(encoding="utf-8"))
+    proc, results = run_playbook(out, PLAYBOOK, seed_fleet(), [f"node{i}" for i in range(1, 6)],
+                                 f"view_file={out / 'view.json'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, results
 
 
 def junit_cases(path):

@@ -71,6 +71,8 @@ PLAYBOOK = """
       run_once: true
       delegate_to: localhost
 """
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet_audit")

@@ -18,7 +18,7 @@ export PATH := $(VENV)/bin:$(PATH)
 .PHONY: help install venv debs collections lint sanity unit integration molecule test bench demo demo-down clean
 
 help:
-	@echo "make demo   - bring up the built-in lab, inject faults, show the ping matrix"
+	@echo "make demo   - lab with seed faults -> audit -> repair -> audit clean -> ping 100%"
 	@echo "make test   - everything that must pass: lint, sanity, unit, lab integration"
 	@echo "make bench  - speed and memory figures"
 

@@ -79,8 +79,9 @@ CATALOGUE = {
     "BGP001": {
         "title": "BGP sessions not Established (the node may still report Ready)",
         "seed": "001 case 2", "scope": "both",
-        "fix": "Check TCP 179 between the peers and that each peers with the other's registered IP; the usual "
-               "cause is AD001 or SRC001.",
+        "fix": "Check TCP 179 between the peers (a host firewall that drops it: the repair with "
+               "repair_bgp_firewall=true) and that each peers with the other's registered IP; the usual cause is "
+               "AD001 or SRC001.",
     },
     "PATH001": {
         "title": "Pod-to-pod path broken at a named step of the 8-step trace",
@@ -547,7 +548,8 @@ def rule_bgp(fact, host):
         + (" - no peer is Established, so calico-node is not Ready" if severity == "critical" else ""),
         {"peer": {k: p.get(k) for k in ("name", "address", "type", "state", "since", "info", "last_error")},
          "router_id": bird.get("router_id"), "established": len(peers) - len(down), "peers": len(peers)},
-        f"Check TCP 179 between {host} and {p.get('address')} (`nc -zv {p.get('address')} 179`), that the peer is "
+        f"Check TCP 179 between {host} and {p.get('address')} (`nc -zv {p.get('address')} 179`; the repair lets it "
+        f"through a host firewall that drops it with repair_bgp_firewall=true), that the peer is "
         f"that node's intended IP and {bird.get('router_id')} is this node's (AD001), and the session "
         f"(`birdcl -s {socket} show protocols all {p.get('name')}`).",
         peer=p.get("address")) for p in down]

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.netdoctor.calico.tests.integration.lab_datastore import etcd_kvs
+from ansible_collections.netdoctor.calico.tests.integration.module_run import run_module
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv" / "bin" / "ansible"
 KUBE_FIXTURES = REPO / "tests" / "unit" / "fixtures" / "kube"
 FAKE_KUBECTL = Path(__file__).resolve().parent / "fake_kubectl.py"
 ETCD, ETCDCTL = shutil.which("etcd"), shutil.which("etcdctl")
@@ -36,19 +36,7 @@ START_TIMEOUT = 30
 
 
 def ansible(module_args, *, check=False, env=None):
-    """One calico_datastore_info run; the task's result as Ansible's json callback reports it."""
-    cmd = [str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", f"ansible_python_interpreter={sys.executable}", "-m", "netdoctor.calico.calico_datastore_info",
-           "-a", json.dumps(module_args), *(["--check"] if check else [])]
-    full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                    ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", **(env or {}))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=180, check=False)
-    try:
-        result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError):
-        raise AssertionError(f"no JSON from ansible (rc {done.returncode}):\n{done.stdout}\n{done.stderr}") from None
-    assert (done.returncode == 0) == (not result.get("failed")), done.stderr
-    return result
+    return run_module("calico_datastore_info", module_args, check=check, env=env)
 
 
 # --- a real etcd -------------------------------------------------------------------------------------

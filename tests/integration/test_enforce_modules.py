@@ -28,9 +28,9 @@ from contextlib import suppress
 import pytest
 from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_config as nm
 from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_dropin as dropin
+from ansible_collections.netdoctor.calico.tests.integration.module_run import run_module
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 FIXTURES = os.path.join(REPO, "tests", "unit", "fixtures")
 FAKE_KUBECTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_kubectl.py")
 NM = "/usr/sbin/NetworkManager"
@@ -40,23 +40,6 @@ CALICO_CONF = CONF_D + "/calico.conf"
 needs_nm = pytest.mark.skipif(
     os.geteuid() != 0 or not os.access(NM, os.X_OK) or shutil.which("unshare") is None,
     reason="needs root, NetworkManager and unshare")
-
-
-def ansible(module, args, *, check=False, diff=False, prefix=(), env=None):
-    """One module run; the task's result as Ansible's json callback reports it."""
-    cmd = [*prefix, ANSIBLE, "localhost", "-i", "localhost,", "-c", "local",
-           "-e", f"ansible_python_interpreter={sys.executable}", "-m", "netdoctor.calico." + module,
-           *(["-a", json.dumps(args)] if args else []), *(["--check"] if check else []), *(["--diff"] if diff else [])]
-    full_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                    ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", **(env or {}))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=180, check=False)
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        raise AssertionError(f"no JSON from ansible (rc {done.returncode}):\n{done.stdout}\n{done.stderr}") from None
-    result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert (done.returncode == 0) == (not result.get("failed")), done.stderr
-    return result
 
 
 def snapshot(root):
@@ -102,7 +85,7 @@ def in_tree(root, hide=""):
 
 
 def nm_run(root, args, **kw):
-    return ansible("calico_nm_unmanaged", args, prefix=in_tree(root), **kw)
+    return run_module("calico_nm_unmanaged", args, prefix=in_tree(root), **kw)
 
 
 def print_config(root):
@@ -256,7 +239,7 @@ def test_nm_absent_removes_the_dropin(tmp_path):
 @needs_nm
 def test_nm_without_the_networkmanager_binary_the_model_verifies(tmp_path):
     root = nm_tree(tmp_path, {f"{CONF_D}/rke2-canal.conf": "[keyfile]\nunmanaged-devices=interface-name:flannel*\n"})
-    result = ansible("calico_nm_unmanaged", {}, prefix=in_tree(root, hide=NM))
+    result = run_module("calico_nm_unmanaged", {}, prefix=in_tree(root, hide=NM))
     assert result["failed"] and result["verified_with"] == "model"
     assert f"{CONF_D}/rke2-canal.conf" in result["msg"] and len(result["managed_calico_devices"]) == 6
 
@@ -349,21 +332,21 @@ def reloads(log):
 
 @needs_nm
 def test_nm_reloads_a_running_networkmanager_only_when_changed(live_nm):
-    first = ansible("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
+    first = run_module("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
     assert first["changed"] and first["reloaded"] and first["managed_calico_devices"] == []
     log = live_nm.read_log()
     assert len(reloads(log)) == 1
     # NetworkManager re-read its files and found new values, now with ours
     assert re.search(r"config: signal: CONF,.*values-user \(.*etc: calico\.conf\)", log)
 
-    again = ansible("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
+    again = run_module("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
     assert not again["changed"] and not again["reloaded"]
     assert len(reloads(live_nm.read_log())) == 1
 
-    checked = ansible("calico_nm_unmanaged", {"extra_devices": ["flannel*"]}, prefix=live_nm.prefix(), check=True)
+    checked = run_module("calico_nm_unmanaged", {"extra_devices": ["flannel*"]}, prefix=live_nm.prefix(), check=True)
     assert checked["changed"] and not checked["reloaded"] and len(reloads(live_nm.read_log())) == 1
 
-    no_reload = ansible("calico_nm_unmanaged", {"extra_devices": ["flannel*"], "reload": False},
+    no_reload = run_module("calico_nm_unmanaged", {"extra_devices": ["flannel*"], "reload": False},
                         prefix=live_nm.prefix())
     assert no_reload["changed"] and not no_reload["reloaded"] and len(reloads(live_nm.read_log())) == 1
     assert os.path.exists(f"/proc/{live_nm.nm}")     # never restarted
@@ -375,7 +358,7 @@ def test_nm_reload_falls_back_to_dbus_without_nmcli(live_nm):
     if nmcli:
         # mask nmcli inside the node's mount namespace only
         subprocess.run([*live_nm.prefix(), "mount", "--bind", "/dev/null", nmcli], check=True, timeout=30)
-    result = ansible("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
+    result = run_module("calico_nm_unmanaged", {}, prefix=live_nm.prefix())
     assert result["changed"] and result["reloaded"]
     assert len(reloads(live_nm.read_log())) == 1
 
@@ -398,7 +381,7 @@ def test_manifest_check_diff_write_and_idempotence(manifest):
     original = manifest.read_text(encoding="utf-8")
     args = {"target": "manifest", "path": str(manifest), "method": METHOD}
 
-    checked = ansible("calico_autodetection", args, check=True, diff=True)
+    checked = run_module("calico_autodetection", args, check=True, diff=True)
     assert checked["changed"] and checked["previous"] is None and checked["method"] == METHOD
     assert snapshot(manifest.parent) == pristine
     expected = original.replace('              value: "autodetect"\n',
@@ -406,18 +389,18 @@ def test_manifest_check_diff_write_and_idempotence(manifest):
                                 f'              value: "{METHOD}"\n', 1)
     assert checked["diff"]["before"] == original and checked["diff"]["after"] == expected
 
-    result = ansible("calico_autodetection", args)
+    result = run_module("calico_autodetection", args)
     assert result["changed"] and manifest.read_text(encoding="utf-8") == expected
     assert stat.S_IMODE(manifest.stat().st_mode) == 0o640
     with open(result["backup_file"], encoding="utf-8") as f:
         assert f.read() == original
     written = snapshot(manifest.parent)
 
-    again = ansible("calico_autodetection", args)
+    again = run_module("calico_autodetection", args)
     assert not again["changed"] and again["previous"] == METHOD and again["backup_file"] is None
     assert snapshot(manifest.parent) == written
 
-    v6 = ansible("calico_autodetection", {**args, "method6": "cidr=2001:db8::/64"})
+    v6 = run_module("calico_autodetection", {**args, "method6": "cidr=2001:db8::/64"})
     assert v6["changed"] and v6["previous6"] is None
     assert any("IP6 is unset" in w for w in v6["warnings"])
 
@@ -433,7 +416,7 @@ def test_manifest_check_diff_write_and_idempotence(manifest):
 ])
 def test_manifest_bad_method_fails_before_anything_changes(manifest, args, message):
     pristine = snapshot(manifest.parent)
-    result = ansible("calico_autodetection", {"target": "manifest", "path": str(manifest), **args})
+    result = run_module("calico_autodetection", {"target": "manifest", "path": str(manifest), **args})
     assert result["failed"] and not result["changed"] and message in result["msg"]
     assert snapshot(manifest.parent) == pristine
 
@@ -446,7 +429,7 @@ def test_manifest_variable_from_valuefrom_is_refused(manifest):
         "                  key: ip_autodetection_method\n")
     manifest.write_text(text, encoding="utf-8")
     pristine = snapshot(manifest.parent)
-    result = ansible("calico_autodetection", {"target": "manifest", "path": str(manifest), "method": METHOD})
+    result = run_module("calico_autodetection", {"target": "manifest", "path": str(manifest), "method": METHOD})
     assert result["failed"] and "valueFrom" in result["msg"] and snapshot(manifest.parent) == pristine
 
 
@@ -477,7 +460,7 @@ def kube(tmp_path):
             return json.loads((state / name).read_text())
 
         def run(self, args, **kw):
-            return ansible("calico_autodetection", args, env=env, **kw)
+            return run_module("calico_autodetection", args, env=env, **kw)
 
     k = Kube()
     k.bin, k.state = str(kubectl), state

@@ -3,12 +3,14 @@ real SSH.
 
 - Bad input (an invalid autodetection method, a malformed CIDR, an interface no node has) fails before
   anything changes, with a message that names what is wrong.
-- A native-BGP lab with several non-interacting faults, one per node: `--check` reports what it would
-  change and leaves every node's `ip -d route`, `ip rule`, NetworkManager and sysctl files and sysctls
-  byte-identical; the repair fixes the sysctl faults, refuses the foreign stale route (proto boot on
-  eth0, not Calico's) until repair_touch_foreign=true, reports the BGP session cut by a firewall with a
-  TCP test of port 179 (never "fixed"), and the missing route BIRD itself drops; a second run changes
-  nothing; after `labctl heal` the repair finds a clean fleet and every pod pings every other.
+- A native-BGP lab with several non-interacting faults, one per node: `--check` (also with every opt-in
+  on) reports what it would change and leaves every node's `ip -d route`, `ip rule`, NetworkManager and
+  sysctl files, sysctls and nftables ruleset byte-identical; by default the repair fixes the sysctl
+  faults, refuses the foreign stale route (proto boot on eth0, not Calico's) and leaves the host
+  firewall that cuts a BGP session alone, naming the drop with a TCP test of port 179; told to
+  (repair_touch_foreign, repair_bgp_firewall) it replaces the route and lets TCP/179 from the fleet's
+  Calico IPs through, the sessions come back, the audit after is clean and every pod pings every other;
+  a third run changes nothing.
 - An IPIP lab: the Calico-owned stale route, a missing route, the asymmetric source (its pods cannot
   reach anyone before, all of them after), NetworkManager without Calico's drop-in and with RKE2's
   overriding file - all repaired in one run, pings 100%, a second run changes nothing.
@@ -34,7 +36,8 @@ MANIFEST_FIXTURE = os.path.join(REPO, "tests", "unit", "fixtures", "manifests", 
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 AT_LEAST_WARNING = ("critical", "warning")
 SYSCTL_FILE = "/etc/sysctl.d/90-calico.conf"
-# What the check-mode run must leave byte-identical on a node (the brief's list, plus the sysctls).
+# What the check-mode run must leave byte-identical on a node (the brief's list, plus the sysctls and the
+# firewall; packet counters aside).
 SNAPSHOT = r"""
 echo '## ip -d route'; ip -d route
 echo '## ip rule'; ip rule
@@ -42,6 +45,7 @@ echo '## NetworkManager conf.d'
 for f in /etc/NetworkManager/conf.d/*; do [ -e "$f" ] || continue; echo "-- $f"; stat -c '%a' "$f"; cat "$f"; done
 echo '## sysctl.d'; for f in /etc/sysctl.d/*; do [ -e "$f" ] || continue; echo "-- $f"; cat "$f"; done
 echo '## sysctls'; sysctl -a 2>/dev/null | grep -E '^net\.ipv4\.(ip_forward|conf\.[^.]+\.(rp_filter|proxy_arp)) ' | sort
+echo '## nftables'; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 """
 
 
@@ -111,12 +115,13 @@ def pairs_with(lab, node):
 # Native BGP: bad input, check mode, refused foreign route, BGP001 reported, idempotence, heal
 
 BGP_FAULTS = [("stale-route", "node2"), ("no-ip-forward", "node3"), ("proxy-arp-off", "node4"),
-              ("rp-filter-strict", "node5"), ("bgp-peer-down", "node6"), ("missing-route", "node7")]
+              ("rp-filter-strict", "node5"), ("bgp-peer-down", "node6")]
+OPT_IN = {"repair_touch_foreign": True, "repair_bgp_firewall": True}
 
 
 @pytest.fixture(scope="module")
 def bgp_lab(lab_factory, lab_report):
-    lab = lab_factory("rpb", mode="bgp", nodes=7, pods_per_node=1, extra_nic=True)
+    lab = lab_factory("rpb", mode="bgp", nodes=6, pods_per_node=1, extra_nic=True)
     lab_report(f"repair bgp lab up: {lab.up_seconds:.2f} s")
     yield lab
     lab.down()
@@ -131,7 +136,7 @@ def bgp_lab(lab_factory, lab_report):
     ({"repair_pools": ["198.18.0.0/16", "198.18.0.0/33"]},
      r"repair_pools has entries that are not IPv4 CIDRs \(a\.b\.c\.d/0-32\): 198\.18\.0\.0/33"),
     ({"repair_autodetection_method": "interface=^eth9$"},
-     r"repair_autodetection_method='interface=\^eth9\$' does not give 7 of 7 node\(s\) their intended address: "
+     r"repair_autodetection_method='interface=\^eth9\$' does not give 6 of 6 node\(s\) their intended address: "
      r"node1 picks no address"),
 ])
 def test_bad_input_fails_before_anything_changes(bgp_lab, tmp_path, extra, message):
@@ -153,10 +158,10 @@ def test_check_mode_reports_and_changes_nothing(bgp_lab, tmp_path):
     for fault, node in BGP_FAULTS:
         bgp_lab.fault(fault, node=node)
     before = snapshot(bgp_lab)
-    run = repair(bgp_lab, tmp_path, check=True)
+    run = repair(bgp_lab, tmp_path / "default", check=True)
     assert run.rc == 0, run.tail()
     assert_same(before, snapshot(bgp_lab))
-    assert not os.path.exists(tmp_path / "after")    # no audit after a run that changed nothing
+    assert not os.path.exists(tmp_path / "default" / "after")    # no audit after a run that changed nothing
 
     report = run.report
     assert report["check_mode"] is True and report["verdict"] == "check"
@@ -171,63 +176,72 @@ def test_check_mode_reports_and_changes_nothing(bgp_lab, tmp_path):
     assert stale["after"] == "would be refused" and "touch_foreign" in stale["why"], stale
     for host in ("node6", "node1"):
         assert run.row("BGP001", host)["action"] == "not_repaired"
-    assert run.row("RT002", "node7")["action"] == "not_repaired"
+        assert "repair_bgp_firewall is false" in run.row("BGP001", host)["why"]
     assert "check mode: nothing was changed" in run.out
 
+    # Every opt-in on: more it would change, still nothing changed.
+    opted = repair(bgp_lab, tmp_path / "opt-in", extra=OPT_IN, check=True)
+    assert opted.rc == 0, opted.tail()
+    assert_same(before, snapshot(bgp_lab))
+    assert set(opted.changed()) == {"node2", "node3", "node4", "node5", "node6"}, opted.recap
+    assert any("host firewall" in c and "inet filter input" in c for c in opted.report["changes"]["node6"]), \
+        opted.report["changes"]
+    assert opted.row("BGP001", "node6")["after"] == "would be repaired"
 
-def test_bgp_faults_repaired_reported_or_refused(bgp_lab, tmp_path):
+
+def test_bgp_faults_refused_by_default_repaired_when_told_to(bgp_lab, tmp_path):
     for fault, node in BGP_FAULTS:
         if not any(f["fault"] == fault and f["node"] == node for f in bgp_lab.show()["faults"]):
             bgp_lab.fault(fault, node=node)
     broken = bgp_lab.ping()
-    for node in ("node2", "node3", "node4", "node6", "node7"):
+    for node in ("node2", "node3", "node4", "node6"):
         assert broken.failures & pairs_with(bgp_lab, node), node
+    firewall = bgp_lab.sh("node6", "nft list table inet filter")
 
-    # Default: the foreign route is refused, the firewall is not touched, BIRD's missing route is reported.
+    # Default: the foreign route is refused and the host firewall is left alone, the drop named by a TCP test.
     first = repair(bgp_lab, tmp_path / "first")
     assert first.rc != 0, first.tail()
     assert first.serious_after() == [("BGP001", "node1", "node6"), ("BGP001", "node6", "node1"),
-                                     ("RT001", "node2", "node1"), ("RT002", "node7", "node1")], first.serious_after()
+                                     ("RT001", "node2", "node1")], first.serious_after()
     for fid, host in (("SYS001", "node3"), ("SYS001", "node4"), ("SYS001", "node5")):
         assert first.row(fid, host)["after"] == "fixed"
     stale = first.row("RT001", "node2")
     assert stale["after"] == "remains" and "repair_touch_foreign=true" in stale["why"], stale
     assert any(c.startswith("REFUSED replace 198.18.") and "proto boot on eth0" in c
                for c in first.report["changes"]["node2"]), first.report["changes"]
-    assert "BIRD" in first.row("RT002", "node7")["why"]
+    assert "repair_bgp_firewall" in first.row("BGP001", "node6")["why"]
     for remaining in first.report["remaining"]:
         if remaining["id"] == "BGP001":
             # The evidence: a bounded TCP connect to the peer's port 179 from the node timed out (dropped).
             assert remaining["probe"]["result"] == "timeout", remaining
-            assert "TCP 179" in remaining["remedy"] or "179" in remaining["remedy"]
+            assert "repair_bgp_firewall=true" in remaining["remedy"], remaining["remedy"]
     assert "timed out after 3.0 s" in first.out and "dropped" in first.out
+    assert bgp_lab.sh("node6", "nft list table inet filter") == firewall
     assert bgp_lab.sh("node3", f"cat {SYSCTL_FILE}").strip() == "net.ipv4.ip_forward=1"
     assert bgp_lab.sysctl("node4", f"net.ipv4.conf.{bgp_lab.node('node4')['pods'][0]['interface']}.proxy_arp") == "1"
     assert "proxy_arp" not in bgp_lab.sh("node4", "cat /etc/sysctl.d/*.conf 2>/dev/null || true")
 
-    # Told to, it replaces the foreign route; what stays is what the repair must not fix.
-    second = repair(bgp_lab, tmp_path / "second", extra={"repair_touch_foreign": True})
-    assert second.rc != 0, second.tail()
-    assert second.serious_after() == [("BGP001", "node1", "node6"), ("BGP001", "node6", "node1"),
-                                      ("RT002", "node7", "node1")]
-    assert second.row("RT001", "node2")["after"] == "fixed"
-    assert set(second.changed()) == {"node2"}, second.recap
-    after = bgp_lab.ping()
-    assert after.failures <= pairs_with(bgp_lab, "node6") | pairs_with(bgp_lab, "node7"), sorted(after.failures)
-
-    # Idempotent: nothing left it may change.
-    third = repair(bgp_lab, tmp_path / "third", extra={"repair_touch_foreign": True})
-    assert third.changed() == {}, third.recap
-    assert third.serious_after() == second.serious_after()
-
-    # The cause of BGP001 and of the missing route was never the repair's: once healed, the fleet is clean.
-    bgp_lab.heal()
-    clean = repair(bgp_lab, tmp_path / "healed")
-    assert clean.rc == 0, clean.tail()
-    assert clean.serious_after() == []
-    assert clean.changed() == {}, clean.recap
-    assert clean.report["verdict"] == "ok"
+    # Told to: the foreign route is replaced, TCP/179 from the fleet's Calico IPs goes through, and the fleet is clean.
+    second = repair(bgp_lab, tmp_path / "second", extra=OPT_IN)
+    assert second.rc == 0, second.tail()
+    assert second.serious_after() == []
+    assert second.report["verdict"] == "ok"
+    for fid, host in (("RT001", "node2"), ("BGP001", "node6"), ("BGP001", "node1")):
+        assert second.row(fid, host)["after"] == "fixed", second.row(fid, host)
+    assert set(second.changed()) == {"node2", "node6"}, second.recap
+    rules = bgp_lab.sh("node6", "nft list chain inet filter input")
+    peers = sorted(n["calico_ip"] for n in bgp_lab.nodes() if n["name"] != "node6")
+    accept = rules.index("tcp dport 179 accept")
+    assert accept < rules.index("tcp dport 179 drop"), rules
+    assert all(p in rules[:accept] for p in peers), rules
+    assert "not persistent" in " ".join(second.report["changes"]["node6"])
     assert bgp_lab.ping().failed == 0
+
+    # Idempotent: nothing left to change.
+    third = repair(bgp_lab, tmp_path / "third", extra=OPT_IN)
+    assert third.rc == 0, third.tail()
+    assert third.changed() == {}, third.recap
+    assert third.serious_after() == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ is node1. Which pod sends decides the step:
     no-ip-forward         bgp    node1 -> faulted          4  the faulted node does not forward into pod B
                                  faulted -> node1          1  no proxy ARP on a non-forwarding veth
     stale-route           bgp    faulted -> node1          2  next hop an address nobody holds
-    missing-route         bgp    faulted -> node1          2  no route for node1's block
     bgp-peer-down         bgp    node1 -> faulted          2  the route was withdrawn
     src-asym              ipip   faulted -> node1          3  node1 drops IPIP from an unregistered source
                                  node1 -> faulted          7  the same drop, on the reply
     autodetect-wrong-nic  ipip   node1 -> faulted          2  next hop on the isolated network: no ARP answer
     stale-route           ipip   faulted -> node1          2  seed 001 case 1: via its own tunnel address
+    missing-route         ipip   faulted -> node1          2  no route for node1's block
 
 The lab's pods are bare network namespaces; a real pod's namespace is held by its pause
 container, which is how calico_trace finds it from the node. So each pod gets a stand-in: a
@@ -176,12 +176,6 @@ class TestBgp:
                                           f"is not node1 (its Calico IP {node1['calico_ip']})")
             assert report["first_failure"]["evidence"]["routes"][0].startswith(f"{node1['blocks'][0]} via ")
 
-    def test_bgp_missing_route(self, bgp_lab):
-        block = bgp_lab.node("node1")["blocks"][0]
-        with faulted(bgp_lab, "missing-route", "node3"):
-            assert_first_failure(bgp_lab, "node3", "node1", 2,
-                                 f"node3 has no route for {block}; the lookup falls through")
-
     def test_bgp_peer_down(self, bgp_lab):
         block = bgp_lab.node("node3")["blocks"][0]
         with faulted(bgp_lab, "bgp-peer-down", "node3"):
@@ -227,3 +221,9 @@ class TestIpip:
                                           f"next hop {node2['tunnel_address']} is not node1")
             assert report["first_failure"]["evidence"]["routes"][0] == (
                 f"{node1['blocks'][0]} via {node2['tunnel_address']} dev tunl0 onlink")
+
+    def test_ipip_missing_route(self, ipip_lab):
+        block = ipip_lab.node("node1")["blocks"][0]
+        with faulted(ipip_lab, "missing-route", "node2"):
+            assert_first_failure(ipip_lab, "node2", "node1", 2,
+                                 f"node2 has no route for {block}; the lookup falls through")

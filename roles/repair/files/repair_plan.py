@@ -27,19 +27,23 @@ import sys
 import tempfile
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
-STEPS = ("nm", "autodetection", "source_routes", "sysctl", "routes")
+STEPS = ("nm", "autodetection", "source_routes", "sysctl", "bgp_firewall", "routes")
 # What each step is called in the report and the variable / tag that switch it off.
 STEP_TEXT = {
     "nm": "NetworkManager drop-in (calico_nm_unmanaged)",
     "autodetection": "IP autodetection method (calico_autodetection)",
     "source_routes": "source routes towards the peers (calico_routes source_routes)",
     "sysctl": "sysctls (ansible.posix.sysctl / sysctl -w)",
+    "bgp_firewall": "TCP/179 from the fleet's Calico IPs accepted by the host firewall (calico_bgp_firewall)",
     "routes": "block routes against the expected map (calico_routes)",
+}
+# What a step left off by default says about itself.
+STEP_OFF_HINT = {
+    "bgp_firewall": (": the host firewall is left alone, the session is tested on TCP 179 (set it to true to let "
+                     "TCP/179 from the fleet's Calico IPs through)"),
 }
 # Finding ids the repair never changes anything for, and why.
 NOT_REPAIRED = {
-    "BGP001": ("the repair does not touch firewalls or BIRD: a session that is down for a reason other than a wrong "
-               "node IP (AD001) is reported with a TCP test of port 179"),
     "HOST001": "node names and /etc/hosts are reported only (the preflight role fixes /etc/hosts on request)",
     "DUP001": "two nodes with one address need a decision about which one keeps it",
     "MTU001": "the tunnel MTU is FelixConfiguration's (ipipMTU / vxlanMTU); changing it restarts the data plane",
@@ -111,6 +115,8 @@ def step_of(finding, mode=None):
         return "autodetection", None
     if fid == "SRC001":
         return "source_routes", None
+    if fid == "BGP001":
+        return "bgp_firewall", None
     if fid == "SYS001":
         if kind in ("ip_forward", "rp_filter", "proxy_arp"):
             return "sysctl", None
@@ -132,7 +138,7 @@ def step_enabled(step, steps, run_tags, skip_tags):
     """(enabled, why not): the repair_<step> variable and the tags of the run."""
     tag = f"repair_{step}"
     if not steps.get(step, True):
-        return False, f"repair_{step} is false"
+        return False, f"repair_{step} is false" + STEP_OFF_HINT.get(step, "")
     if tag in (skip_tags or ()):
         return False, f"skipped with --skip-tags {tag}"
     run_tags = list(run_tags or ("all",))
@@ -161,7 +167,7 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
         by_key.setdefault((f.get("id"), f.get("host")), f)
 
     per_host = {h: {"nm": False, "source_routes": False, "ip_forward": False, "rp_filter": False, "proxy_arp": False,
-                    "routes": False, "add_missing": True, "bgp_probe": [], "findings": []} for h in hosts}
+                    "bgp_firewall": False, "routes": False, "add_missing": True, "bgp_probe": [], "findings": []} for h in hosts}
     items, errors, ad_findings = [], [], []
     for f in findings:
         host = f.get("host")
@@ -186,9 +192,11 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
             else:
                 item.update(action="not_repaired",
                             why=f"follows {cause['id']} on {cause['host']}, which the repair does not fix")
-                if step == "routes" and item["kind"] == "missing" and host in per_host:
-                    # Adding the route would hide the cause (a BGP session down): BIRD withdrew it for a reason.
-                    per_host[host]["add_missing"] = False
+            if step == "routes" and item["kind"] == "missing" and host in per_host and (
+                    item["action"] == "not_repaired" or cause.get("id") == "BGP001"):
+                # BIRD withdrew the route with the session and learns it again once the session is back;
+                # adding it by hand would hide the cause.
+                per_host[host]["add_missing"] = False
             if step == "routes" and host in per_host and action_ok(item):
                 per_host[host]["routes"] = True
             continue
@@ -471,6 +479,14 @@ def describe(raw, check_mode):
         names = raw["proxy_arp"]
         lines.append(f"proxy_arp=1 on {len(names)} workload interface(s) ({', '.join(names[:5])}"
                      f"{' ...' if len(names) > 5 else ''}), runtime only (Felix owns them)")
+    firewall = raw.get("bgp_firewall") or {}
+    if firewall.get("changed"):
+        chains = sorted({f"{b.get('family')} {b.get('table')} {b.get('base_chain') or b.get('chain')}"
+                         for b in firewall.get("blocking") or ()})
+        drops = sorted({b.get("rule") for b in firewall.get("blocking") or () if b.get("rule")})
+        lines.append(f"host firewall: TCP/179 with the fleet's Calico IPs accepted in front of {', '.join(chains)} "
+                     f"(BGP001; it dropped it: {'; '.join(drops[:3]) or 'the chain policy'}); not persistent - make "
+                     "it permanent in the firewall's own configuration")
     routes = raw.get("routes") or {}
     actions = routes.get("actions") or {}
     for verb, word in (("replace", "replaced"), ("add", "added"), ("delete", "deleted")):

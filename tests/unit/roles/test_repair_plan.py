@@ -55,9 +55,12 @@ def test_what_the_repair_never_changes_is_reported_with_the_reason():
                   finding("SYS001", "node1", "warning", tunnel={"device": "tunl0"}),
                   finding("RT001", "node3", "warning", peer="node1", kind="shadow"),
                   finding("NM001", "node1", "warning", matching_calico=[{"file": "x.network"}]),
-                  finding("HOST001", "node2", "warning"))
+                  finding("HOST001", "node2", "warning"),
+                  steps={"bgp_firewall": False})
     assert all(i["action"] == "not_repaired" for i in result["items"])
-    assert "firewalls" in item(result, "BGP001", "node2")["why"]
+    assert "host firewall is left alone" in item(result, "BGP001", "node2")["why"]
+    assert "repair_bgp_firewall is false" in item(result, "BGP001", "node2")["why"]
+    assert not result["hosts"]["node2"]["bgp_firewall"]
     assert "FelixConfiguration" in item(result, "SYS001", "node1")["why"]
     assert "never deleted" in item(result, "RT001", "node3")["why"]
     assert "networkd" in item(result, "NM001", "node1")["why"]
@@ -65,6 +68,17 @@ def test_what_the_repair_never_changes_is_reported_with_the_reason():
     assert result["hosts"]["node2"]["bgp_probe"] == [{"peer": "node1", "address": "192.0.2.11",
                                                       "session": "Mesh_192_0_2_11"}]
     assert not any(h["routes"] or h["nm"] or h["rp_filter"] for h in result["hosts"].values())
+
+
+def test_bgp_session_cut_by_a_firewall_is_the_firewall_steps_when_told_to():
+    down = finding("BGP001", "node2", peer="node1", evidence={"peer": {"address": "192.0.2.11"}})
+    result = plan(down, steps={"bgp_firewall": True})
+    assert item(result, "BGP001", "node2")["action"] == "repair"
+    assert result["hosts"]["node2"]["bgp_firewall"] and not result["hosts"]["node1"]["bgp_firewall"]
+    assert result["hosts"]["node2"]["bgp_probe"][0]["address"] == "192.0.2.11"
+    skipped = plan(down, steps={"bgp_firewall": True}, skip_tags=["repair_bgp_firewall"])
+    assert not skipped["hosts"]["node2"]["bgp_firewall"]
+    assert "--skip-tags repair_bgp_firewall" in item(skipped, "BGP001", "node2")["why"]
 
 
 def test_missing_route_in_native_bgp_is_birds():
@@ -79,10 +93,14 @@ def test_consequences_follow_their_cause():
     bgp = finding("BGP001", "node2", peer="node1", evidence={"peer": {"address": "192.0.2.11"}})
     missing = finding("RT002", "node2", "info", peer="node1", kind="missing",
                       caused_by={"id": "BGP001", "host": "node2", "peer": "node1"})
-    result = plan(bgp, missing)
+    result = plan(bgp, missing, steps={"bgp_firewall": False})
     # BIRD withdrew the route with the session: adding it by hand would hide the cause.
     assert item(result, "RT002", "node2")["action"] == "not_repaired"
     assert result["hosts"]["node2"]["add_missing"] is False and not result["hosts"]["node2"]["routes"]
+    # With the firewall step on, the route follows the session - BIRD brings it back, never a route by hand.
+    result = plan(bgp, missing, steps={"bgp_firewall": True})
+    assert item(result, "RT002", "node2")["action"] == "follows"
+    assert result["hosts"]["node2"]["add_missing"] is False
 
     ad = finding("AD001", "node3", recommended_method="cidr=192.0.2.0/24")
     wrong = finding("RT001", "node1", "info", peer="node3", kind="wrong_next_hop",
@@ -219,3 +237,15 @@ def test_route_text_is_ip_route_syntax():
                           "onlink": True}) == "198.18.65.0/26 via 192.0.2.75 dev tunl0 proto felix onlink"
     assert rp.route_text({"dst": "192.0.2.64/26", "dev": "eth0", "protocol": 4,
                           "prefsrc": "192.0.2.77"}) == "192.0.2.64/26 dev eth0 proto static src 192.0.2.77"
+
+
+def test_firewall_change_names_the_chains_and_the_drop():
+    raw = {"bgp_firewall": {"changed": True, "actions": ["insert rule inet filter input ..."], "blocking": [
+        {"family": "inet", "table": "filter", "chain": "input", "base_chain": "input", "handle": 7,
+         "rule": "ip saddr 192.0.2.11 tcp dport 179 drop"},
+        {"family": "inet", "table": "filter", "chain": "output", "base_chain": "output", "handle": 9,
+         "rule": "ip daddr 192.0.2.11 tcp dport 179 drop"}]}}
+    (line,) = rp.describe(raw, check_mode=False)
+    assert "inet filter input, inet filter output" in line
+    assert "ip saddr 192.0.2.11 tcp dport 179 drop" in line and "not persistent" in line
+    assert rp.describe({"bgp_firewall": {"changed": False, "blocking": raw["bgp_firewall"]["blocking"]}}, False) == []

@@ -541,18 +541,36 @@ def rule_bgp(fact, host):
     peers = bird.get("peers") or []
     down = [p for p in peers if not _established(p)]
     severity = "critical" if len(down) == len(peers) else "warning"
-    return [finding(
-        "BGP001", severity, host,
-        f"BGP session {p.get('name')} from {host} to {p.get('address')} is not Established "
-        f"({' '.join(str(v) for v in (p.get('state'), p.get('info')) if v)})"
-        + (" - no peer is Established, so calico-node is not Ready" if severity == "critical" else ""),
-        {"peer": {k: p.get(k) for k in ("name", "address", "type", "state", "since", "info", "last_error")},
-         "router_id": bird.get("router_id"), "established": len(peers) - len(down), "peers": len(peers)},
-        f"Check TCP 179 between {host} and {p.get('address')} (`nc -zv {p.get('address')} 179`; the repair lets it "
-        f"through a host firewall that drops it with repair_bgp_firewall=true), that the peer is "
-        f"that node's intended IP and {bird.get('router_id')} is this node's (AD001), and the session "
-        f"(`birdcl -s {socket} show protocols all {p.get('name')}`).",
-        peer=p.get("address")) for p in down]
+    firewall = fact.get("firewall") or {}
+    out = []
+    for p in down:
+        address = p.get("address")
+        drops = (firewall.get("blocking") or {}).get(address) or []
+        evidence = {"peer": {k: p.get(k) for k in ("name", "address", "type", "state", "since", "info", "last_error")},
+                    "router_id": bird.get("router_id"), "established": len(peers) - len(down), "peers": len(peers)}
+        if firewall.get("checked") and address in (firewall.get("peers") or ()):
+            evidence["firewall"] = {"checked": True, "drops": drops}
+        if drops:
+            where = "; ".join(f"{d.get('family')} {d.get('table')} {d.get('chain')}: `{d.get('rule')}` drops "
+                              f"{', '.join(d.get('packets') or ())}" for d in drops[:3])
+            remedy = (f"{host}'s own firewall drops BGP with {address} ({where}). Let TCP 179 with the Calico nodes "
+                      "through (the repair does it with repair_bgp_firewall=true) and make it permanent in the "
+                      "firewall's configuration.")
+        else:
+            checked = ("; this node's nftables ruleset lets it through, so look at the peer's firewall and the "
+                       "network between" if "firewall" in evidence else "")
+            remedy = (f"Check TCP 179 between {host} and {address} (`nc -zv {address} 179`{checked}; the repair "
+                      "lets it through a host firewall that drops it with repair_bgp_firewall=true), that the peer "
+                      f"is that node's intended IP and {bird.get('router_id')} is this node's (AD001), and the "
+                      f"session (`birdcl -s {socket} show protocols all {p.get('name')}`).")
+        out.append(finding(
+            "BGP001", severity, host,
+            f"BGP session {p.get('name')} from {host} to {address} is not Established "
+            f"({' '.join(str(v) for v in (p.get('state'), p.get('info')) if v)})"
+            + (" - no peer is Established, so calico-node is not Ready" if severity == "critical" else "")
+            + (f" - {host}'s firewall drops it" if drops else ""),
+            evidence, remedy, peer=address))
+    return out
 
 
 # --- RT001 (what one node shows alone) --------------------------------------------------------

@@ -388,6 +388,15 @@ def evaluate(rs, pkts, skip_ours=False):
     return out
 
 
+def blocking_by_peer(doc, peers, local=(), port=179):
+    """{peer: [record]}: what in the decoded ``nft -j list ruleset`` drops BGP with each peer ([]: it
+    lets it through) - the node facts' evidence for BGP001. ValueError names a bad address."""
+    peers, local = check_params(peers, port, local)
+    rs = parse(doc)
+    return {str(peer): [r for records in evaluate(rs, packets([peer], port, local)).values() for r in records]
+            for peer in peers}
+
+
 # --- the plan ------------------------------------------------------------------------------------
 
 

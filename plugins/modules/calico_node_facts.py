@@ -155,6 +155,14 @@ ansible_facts:
             - BIRD read through its control socket - C(available), C(error), C(version), C(router_id), C(peers)
               (name, address, type, state, since, info - the data of C(calicoctl node status)) and C(protocols).
           type: dict
+        firewall:
+          description:
+            - Read only while BIRD has a BGP session that is not Established (a healthy node pays nothing) - what the
+              host's nftables ruleset (iptables-nft included, Felix's own tables excepted) does with that session's
+              packets. C(checked), C(reason) (why not checked), C(peers) (the down peers' addresses) and C(blocking)
+              (peer address -> the rules or policies that drop its TCP/179 - family, table, chain, base_chain, hook,
+              handle, rule, certain, packets; empty when the ruleset lets it through).
+          type: dict
         identity:
           description:
             - C(nodename_file) (/var/lib/calico/nodename), C(cni) (file, nodename, ipam_type, log_level, mtu,
@@ -180,6 +188,7 @@ ansible_facts:
           elements: dict
 """
 
+import json
 import socket
 import traceback
 
@@ -189,6 +198,7 @@ from ansible_collections.netdoctor.calico.plugins.module_utils import (
     _bird,
     _calico_view,
     _findings,
+    _firewall,
     _netlink,
     _nm_config,
     _node_files,
@@ -221,6 +231,26 @@ def _network_manager(module, links):
             devices = _nm_config.parse_nmcli_devices(out) if rc == 0 else None
     return _nm_config.network_manager_facts(_nm_config.discover("/"), installed=bool(nm_bin), running=running,
                                             devices=devices, nm_version=version)
+
+
+def _bgp_firewall(module, bird):
+    """What the host firewall does with the BGP sessions BIRD has down; nothing is run while all are up."""
+    down = sorted({p["address"] for p in bird.get("peers") or () if p.get("address") and not p.get("established")})
+    out = {"checked": False, "reason": None, "peers": down, "blocking": {}}
+    if not down:
+        return {**out, "reason": "no BGP session is down"}
+    nft = module.get_bin_path("nft", opt_dirs=["/usr/sbin", "/sbin"])
+    if not nft:
+        return {**out, "reason": "nft not found"}
+    rc, stdout, stderr = module.run_command([nft, "-j", "list", "ruleset"])
+    if rc != 0:
+        return {**out, "reason": f"nft -j list ruleset exited {rc}: {(stderr or stdout).strip()[:200]}"}
+    local = [bird["router_id"]] if bird.get("router_id") else []
+    try:
+        blocking = _firewall.blocking_by_peer(json.loads(stdout), down, local=local)
+    except (ValueError, KeyError, TypeError) as exc:
+        return {**out, "reason": f"cannot judge the ruleset: {exc}"}
+    return {**out, "checked": True, "blocking": blocking}
 
 
 def gather(module):
@@ -264,6 +294,7 @@ def gather(module):
         "network_manager": _network_manager(module, snap["links"]),
         "networkd": _node_files.networkd_facts(),
         "bird": bird,
+        "firewall": _bgp_firewall(module, bird),
         "identity": identity,
         "peer_routes": peer_routes,
         "autodetection": _autodetect.autodetection_fact(

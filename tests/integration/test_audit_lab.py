@@ -208,6 +208,9 @@ def check_fault_details(report, plan, lab):
         for host, peer in ((down, "node1"), ("node1", down)):
             bgp = one(report, "BGP001", host, peer)
             assert nodes[peer]["calico_ip"] in bgp["summary"], bgp["summary"]
+        # The faulted node's own firewall is named with the rules that drop the session.
+        drops = one(report, "BGP001", down, "node1")["evidence"]["firewall"]["drops"]
+        assert f"ip saddr {nodes['node1']['calico_ip']} tcp dport 179 drop" in [d["rule"] for d in drops]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ def test_nm_reloads_a_running_networkmanager_only_when_changed(live_nm):
     assert checked["changed"] and not checked["reloaded"] and len(reloads(live_nm.read_log())) == 1
 
     no_reload = run_module("calico_nm_unmanaged", {"extra_devices": ["flannel*"], "reload": False},
-                        prefix=live_nm.prefix())
+                           prefix=live_nm.prefix())
     assert no_reload["changed"] and not no_reload["reloaded"] and len(reloads(live_nm.read_log())) == 1
     assert os.path.exists(f"/proc/{live_nm.nm}")     # never restarted
 

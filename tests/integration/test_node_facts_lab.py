@@ -355,6 +355,18 @@ def test_bgp_peer_down(env):
         (found,) = [f for f in facts["node3"]["findings"] if f["id"] == "BGP001"]
         assert found["evidence"]["peer"]["name"] == "Mesh_" + ip1.replace(".", "_")
         assert ip1 in found["summary"]
+        # The evidence: node3's host firewall (table inet filter) drops the session's packets, both ways;
+        # node1's ruleset lets them through.
+        drops = found["evidence"]["firewall"]["drops"]
+        assert {(d["family"], d["table"], d["chain"]) for d in drops} == {("inet", "filter", "input"),
+                                                                          ("inet", "filter", "output")}
+        assert f"ip saddr {ip1} tcp dport 179 drop" in [d["rule"] for d in drops]
+        assert "repair_bgp_firewall=true" in found["remedy"] and "firewall drops it" in found["summary"]
+        (other,) = [f for f in facts["node1"]["findings"] if f["id"] == "BGP001"]
+        assert other["evidence"]["firewall"] == {"checked": True, "drops": []}
+        # A healthy node never reads the ruleset.
+        assert facts["node2"]["firewall"] == {"checked": False, "reason": "no BGP session is down", "peers": [],
+                                              "blocking": {}}
 
 
 @on_labs("bgp-nm")

@@ -283,6 +283,30 @@ def test_bgp_peers_not_established():
     assert findings[0]["summary"].endswith("no peer is Established, so calico-node is not Ready")
 
 
+def test_bgp_down_names_the_firewall_rule_that_drops_it():
+    fact = _node4()
+    fact["bird"]["peers"][1].update(state="start", info="Active        Socket: Connection timed out")
+    drop = {"family": "inet", "table": "filter", "chain": "input", "base_chain": "input", "hook": "input",
+            "handle": 7, "rule": "ip saddr 192.168.0.111 tcp dport 179 drop", "certain": True,
+            "packets": ["from 192.168.0.111 to port 179"]}
+    fact["firewall"] = {"checked": True, "reason": None, "peers": ["192.168.0.111"],
+                        "blocking": {"192.168.0.111": [drop]}}
+    (found,) = fd.node_findings(fact)
+    assert found["summary"].endswith("az3-k8s-14's firewall drops it")
+    assert found["evidence"]["firewall"] == {"checked": True, "drops": [drop]}
+    assert "inet filter input: `ip saddr 192.168.0.111 tcp dport 179 drop`" in found["remedy"]
+    assert "repair_bgp_firewall=true" in found["remedy"]
+    # Checked and nothing drops it here: the remedy points at the peer and the network.
+    fact["firewall"]["blocking"] = {"192.168.0.111": []}
+    (found,) = fd.node_findings(fact)
+    assert found["evidence"]["firewall"] == {"checked": True, "drops": []}
+    assert "this node's nftables ruleset lets it through" in found["remedy"]
+    # Not checked (no nft): no firewall evidence at all.
+    fact["firewall"] = {"checked": False, "reason": "nft not found", "peers": ["192.168.0.111"], "blocking": {}}
+    (found,) = fd.node_findings(fact)
+    assert "firewall" not in found["evidence"] and "ruleset lets it through" not in found["remedy"]
+
+
 def test_bird_socket_unreadable_in_ipip_mode():
     fact = _node4()
     fact["bird"] = {"socket": "/var/run/calico/bird.ctl", "available": False, "error": "Connection refused"}

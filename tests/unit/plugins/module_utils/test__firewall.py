@@ -283,3 +283,12 @@ def test_diff_text_and_before_rules():
         f"\tip saddr 198.51.100.12 tcp dport 179 accept {MARK}"
     assert [(r["chain"], r["handle"]) for r in fw.chain_rules(rs, changes)] == [
         ("input", 4), ("input", 5), ("input", 6), ("input", 7), ("output", 9)]
+
+
+def test_blocking_by_peer_is_the_facts_view():
+    found = fw.blocking_by_peer(doc("peer_drop"), ["198.51.100.12", "198.51.100.11"], local=["198.51.100.10"])
+    assert list(found) == ["198.51.100.11", "198.51.100.12"]
+    assert found["198.51.100.11"] == []
+    assert {(r["chain"], r["handle"]) for r in found["198.51.100.12"]} == {("input", 6), ("output", 9)}
+    with pytest.raises(ValueError, match="'bird' is not an IP address"):
+        fw.blocking_by_peer(doc("peer_drop"), ["bird"])

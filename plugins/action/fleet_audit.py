@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore, _fleet, _report
+from ansible_collections.netdoctor.calico.plugins.plugin_utils._files import write_atomic
 
 FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
 
@@ -43,23 +43,6 @@ def _unreachable(value):
     if isinstance(value, str):
         return {h.strip(): None for h in value.split(",") if h.strip()}
     raise AnsibleActionFail(f"unreachable must be a list of hosts or a dict host -> reason, not {type(value).__name__}")
-
-
-def _write_atomic(path, text):
-    """Readers (CI, a browser) never see half a report: write a temporary file, then rename."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".fleet_audit.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class ActionModule(ActionBase):
@@ -117,7 +100,7 @@ class ActionModule(ActionBase):
                 os.makedirs(args["report_dir"], exist_ok=True)
                 for fmt in args["formats"]:
                     path = os.path.join(args["report_dir"], FORMATS[fmt])
-                    _write_atomic(path, self._render(fmt, report, args["junit_fail_on"], checks))
+                    write_atomic(path, self._render(fmt, report, args["junit_fail_on"], checks), prefix=".fleet_audit.")
                     report_paths[fmt] = path
             except OSError as exc:
                 raise AnsibleActionFail(f"cannot write the fleet audit reports to {args['report_dir']}: {exc}") from exc

@@ -40,6 +40,30 @@ attributes:
     support: full
 """
 
+    # Action plugins that run on the controller only, with a documentation stub (fleet_audit, repair_plan).
+    CONTROLLER = r"""
+options: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the task can be executed on the
+      controller.
+    support: full
+  async:
+    description: Supports being used with the C(async) keyword.
+    support: none
+  bypass_host_loop:
+    description: Forces a 'global' task that does not execute per host; this bypasses per host templating and serial.
+    support: none
+    details: Use C(run_once=true) - one task covers every host of the play.
+  connection:
+    description: Uses the target's configured connection information to execute code on it.
+    support: none
+  delegation:
+    description: Can be used in conjunction with C(delegate_to) and related keywords.
+    support: none
+    details: It runs on the controller and ignores the delegated host.
+"""
+
     # Modules in the C(calico) action group.
     ACTIONGROUP_CALICO = r"""
 options: {}

@@ -39,6 +39,7 @@ author:
 extends_documentation_fragment:
   - netdoctor.calico._attributes
   - netdoctor.calico._attributes.actiongroup_calico
+  - netdoctor.calico._attributes.controller
 attributes:
   check_mode:
     support: full
@@ -52,24 +53,8 @@ attributes:
   idempotent:
     support: full
     details: It reads facts and writes reports; it never changes a node, and the same input gives the same report.
-  action:
-    description: Indicates this has a corresponding action plugin so some parts of the task can be executed on the
-      controller.
-    support: full
-  async:
-    description: Supports being used with the C(async) keyword.
-    support: none
   bypass_host_loop:
-    description: Forces a 'global' task that does not execute per host; this bypasses per host templating and serial.
-    support: none
     details: Use C(run_once=true) - the audit covers every host of the play from one task.
-  connection:
-    description: Uses the target's configured connection information to execute code on it.
-    support: none
-  delegation:
-    description: Can be used in conjunction with C(delegate_to) and related keywords.
-    support: none
-    details: It runs on the controller and ignores the delegated host.
 options:
   hosts:
     description:

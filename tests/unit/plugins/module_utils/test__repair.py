@@ -1,17 +1,13 @@
-"""roles/repair/files/repair_plan.py: which step repairs which finding, what is refused and why,
-the autodetection method (given and checked, or recommended), and the before/after report."""
+"""_repair: which step repairs which finding, what is refused and why, the autodetection method
+(given and checked, or recommended), and the before/after report (repair.json, repair.md, the console
+summary). The action plugin that reads and writes the files: tests/unit/plugins/action/test_repair_plan.py."""
 
-import importlib.util
+import copy
 import json
-import os
 
 import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "..", "roles", "repair", "files", "repair_plan.py")
-_spec = importlib.util.spec_from_file_location("repair_plan", SCRIPT)
-rp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rp)
+from ansible_collections.netdoctor.calico.plugins.module_utils import _repair as rp
+from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
 
 HOSTS = ["node1", "node2", "node3"]
 
@@ -169,74 +165,83 @@ def test_a_given_method_that_fits_is_used():
     assert result["autodetection"]["source"] == "repair_autodetection_method"
 
 
-def write(path, doc):
-    path.write_text(json.dumps(doc))
-    return str(path)
+GENERATED = "2026-11-21T10:00:00+00:00"
 
 
-def test_report_before_after_changes_and_probe(tmp_path):
+def build(before, after, **kwargs):
+    """repair.json as the action writes it (through JSON), with the action's result."""
+    kwargs.setdefault("reports", {"before": "/r/before/report.json", "after": after and "/r/after/report.json"})
+    doc = json.loads(json.dumps(rp.document(before, after, rp.plan({"report": before, "hosts": HOSTS}),
+                                            generated=GENERATED, **kwargs)))
+    return doc, rp.report_result(doc, {"json": "/r/repair.json", "md": "/r/repair.md"})
+
+
+def test_report_before_after_changes_and_probe():
     sys = finding("SYS001", "node3", **{"net.ipv4.ip_forward": 0})
     stale = finding("RT001", "node2", peer="node1", kind="wrong_next_hop")
     bgp = finding("BGP001", "node1", peer="node2", evidence={"peer": {"address": "192.0.2.12"}})
     before = report(sys, stale, bgp, mode="bgp")
     after = report(stale, bgp, mode="bgp")
-    result = rp.report({
-        "before": write(tmp_path / "before.json", before), "after": write(tmp_path / "after.json", after),
-        "plan": rp.plan({"report": before, "hosts": HOSTS}), "check_mode": False, "fail_on": "warning",
-        "report_dir": str(tmp_path / "out"),
-        "changes": {"node3": {"sysctl": {"net.ipv4.ip_forward": "1"}, "sysctl_file": "/etc/sysctl.d/90-calico.conf"},
-                    "node2": {"routes": {"changed": False, "actions": {}, "skipped_actions": [
-                        {"action": "replace", "route": {"dst": "198.18.65.0/26", "gateway": "192.0.2.11",
-                                                        "protocol": 12},
-                         "reason": "the route there is not Calico's (proto boot on eth0); touch_foreign is false"}]}}},
-        "probes": {"node1": [{"address": "192.0.2.12", "port": 179, "result": "timeout", "timeout": 3.0}]},
-    })
+    refused = {"action": "replace", "route": {"dst": "198.18.65.0/26", "gateway": "192.0.2.11", "protocol": 12},
+               "reason": "the route there is not Calico's (proto boot on eth0); touch_foreign is false"}
+    changes = {"node3": {"sysctl": {"net.ipv4.ip_forward": "1"}, "sysctl_file": "/etc/sysctl.d/90-calico.conf"},
+               "node2": {"routes": {"changed": False, "actions": {}, "skipped_actions": [refused]}}}
+    doc, result = build(
+        before, after, check_mode=False, fail_on="warning", changes=changes,
+        probes={"node1": [{"address": "192.0.2.12", "port": 179, "result": "timeout", "timeout": 3.0}]})
     assert result["verdict"] == "failed" and result["fixed"] == 1
-    doc = json.loads((tmp_path / "out" / "repair.json").read_text())
     rows = {(r["id"], r["host"]): r for r in doc["findings"]}
     assert rows[("SYS001", "node3")]["after"] == "fixed"
     assert rows[("RT001", "node2")]["after"] == "remains"
     assert "repair_touch_foreign=true" in rows[("RT001", "node2")]["why"]
     assert doc["changes"]["node3"] == ["sysctl net.ipv4.ip_forward=1 persisted in /etc/sysctl.d/90-calico.conf"]
     assert doc["changes"]["node2"][0].startswith("REFUSED replace 198.18.65.0/26 via 192.0.2.11 proto bird")
+    assert "proto boot on eth0" in doc["changes"]["node2"][0]
     probe = next(r for r in doc["remaining"] if r["id"] == "BGP001")["probe"]
     assert probe["result"] == "timeout"
-    text = (tmp_path / "out" / "repair.md").read_text()
+    text = rp.markdown(doc)
     assert "timed out after 3.0 s" in text and "**not clean**" in text
     assert any(line.startswith("REMAINS BGP001 node1") and "dropped" in line for line in result["lines"])
 
 
-def test_report_in_check_mode_is_the_plan(tmp_path):
+def test_report_in_check_mode_is_the_plan():
     sys = finding("SYS001", "node3", **{"net.ipv4.ip_forward": 0})
     before = report(sys)
-    result = rp.report({"before": write(tmp_path / "before.json", before), "after": None,
-                        "plan": rp.plan({"report": before, "hosts": HOSTS}), "check_mode": True,
-                        "report_dir": str(tmp_path / "out"),
-                        "changes": {"node3": {"sysctl": {"net.ipv4.ip_forward": "1"}}}})
+    doc, result = build(before, None, check_mode=True, changes={"node3": {"sysctl": {"net.ipv4.ip_forward": "1"}}})
     assert result["verdict"] == "check" and result["failing"] == []
     assert result["lines"][0].startswith("check mode: nothing was changed")
     assert "node3: (would) sysctl net.ipv4.ip_forward=1" in result["lines"]
-    doc = json.loads((tmp_path / "out" / "repair.json").read_text())
     assert doc["findings"][0]["after"] == "would be repaired"
+    assert rp.markdown(doc).startswith("# Calico repair\n\n**check mode** - nothing was changed")
 
 
-def test_a_host_not_audited_after_is_not_called_fixed(tmp_path):
+def test_a_host_not_audited_after_is_not_called_fixed():
     sys = finding("SYS001", "node3", **{"net.ipv4.ip_forward": 0})
     before = report(sys)
     after = report(finding("UNREACH", "node3", "warning"))
     after["hosts"]["node3"]["status"] = "unreachable"
-    rp.report({"before": write(tmp_path / "b.json", before), "after": write(tmp_path / "a.json", after),
-               "plan": rp.plan({"report": before, "hosts": HOSTS}), "report_dir": str(tmp_path / "out")})
-    doc = json.loads((tmp_path / "out" / "repair.json").read_text())
+    doc, _result = build(before, after)
     assert doc["findings"][0]["after"] == "unknown: not audited after the repair"
     assert doc["verdict"] == "failed"
 
 
 def test_route_text_is_ip_route_syntax():
-    assert rp.route_text({"dst": "198.18.65.0/26", "gateway": "192.0.2.75", "dev": "tunl0", "protocol": 80,
-                          "onlink": True}) == "198.18.65.0/26 via 192.0.2.75 dev tunl0 proto felix onlink"
-    assert rp.route_text({"dst": "192.0.2.64/26", "dev": "eth0", "protocol": 4,
-                          "prefsrc": "192.0.2.77"}) == "192.0.2.64/26 dev eth0 proto static src 192.0.2.77"
+    # The collection's one route printer (_calico_view.route_text), as `ip route` prints: Felix's 80 has no name
+    # in iproute2's rt_protos, so it is "proto 80".
+    assert route_text({"dst": "198.18.65.0/26", "gateway": "192.0.2.75", "dev": "tunl0", "protocol": 80,
+                       "onlink": True}) == "198.18.65.0/26 via 192.0.2.75 dev tunl0 proto 80 onlink"
+    assert route_text({"dst": "192.0.2.64/26", "dev": "eth0", "protocol": 4,
+                       "prefsrc": "192.0.2.77"}) == "192.0.2.64/26 dev eth0 proto static src 192.0.2.77"
+    # ... and the report's route lines are written with it.
+    raw = {"routes": {"actions": {"replace": [{"dst": "198.18.65.0/26", "gateway": "192.0.2.75", "dev": "tunl0",
+                                               "protocol": 80, "onlink": True}]}},
+           "source_routes": {"source_routes": {"networks": [
+               {"action": "prepend", "peer_count": 2, "after": ["192.0.2.64/26 dev eth0 src 192.0.2.77"],
+                "route": {"dst": "192.0.2.64/26", "dev": "eth0", "protocol": 4, "prefsrc": "192.0.2.77"}}]}}}
+    assert rp.describe(raw, check_mode=False) == [
+        "source route 192.0.2.64/26 dev eth0 proto static src 192.0.2.77 put in front (SRC001: 2 peer(s), now "
+        "192.0.2.64/26 dev eth0 src 192.0.2.77; not persistent - add it to the network configuration)",
+        "route 198.18.65.0/26 via 192.0.2.75 dev tunl0 proto 80 onlink replaced"]
 
 
 def test_firewall_change_names_the_chains_and_the_drop():
@@ -246,6 +251,76 @@ def test_firewall_change_names_the_chains_and_the_drop():
         {"family": "inet", "table": "filter", "chain": "output", "base_chain": "output", "handle": 9,
          "rule": "ip daddr 192.0.2.11 tcp dport 179 drop"}]}}
     (line,) = rp.describe(raw, check_mode=False)
+    assert line.startswith("host firewall: TCP/179 with the fleet's Calico IPs accepted in front of ")
     assert "inet filter input, inet filter output" in line
     assert "ip saddr 192.0.2.11 tcp dport 179 drop" in line and "not persistent" in line
     assert rp.describe({"bgp_firewall": {"changed": False, "blocking": raw["bgp_firewall"]["blocking"]}}, False) == []
+
+
+def test_a_step_left_out_by_the_tags_says_so():
+    sys = finding("SYS001", "node2", **{"net.ipv4.ip_forward": 0})
+    result = plan(sys, run_tags=["repair_autodetection"])
+    assert item(result, "SYS001", "node2")["why"] == "not selected by --tags repair_autodetection"
+    assert result["steps"]["sysctl"] == {"enabled": False, "why": "not selected by --tags repair_autodetection"}
+    assert result["lines"] == ["SYS001 node2 [critical]: not_repaired - not selected by --tags repair_autodetection"]
+
+
+def test_a_refused_foreign_route_in_check_mode_would_be_refused():
+    stale = finding("RT001", "node2", peer="node1", kind="wrong_next_hop")
+    refused = {"action": "replace", "route": {"dst": "198.18.65.0/26", "gateway": "192.0.2.11", "dev": "tunl0",
+                                              "onlink": True, "protocol": 12},
+               "reason": "the route there is not Calico's (proto boot on eth0); touch_foreign is false"}
+    doc, result = build(report(stale, mode="bgp"), None, check_mode=True,
+                        changes={"node2": {"routes": {"changed": False, "actions": {}, "skipped_actions": [refused]}}})
+    row = doc["findings"][0]
+    assert row["after"] == "would be refused"
+    assert row["why"] == ("refused: the route there is not Calico's (proto boot on eth0); touch_foreign is false - "
+                          "the route is left alone unless repair_touch_foreign=true")
+    assert doc["changes"]["node2"] == [
+        "REFUSED replace 198.18.65.0/26 via 192.0.2.11 dev tunl0 proto bird onlink: the route there is not Calico's "
+        "(proto boot on eth0); touch_foreign is false (set repair_touch_foreign=true to change it)"]
+    assert "RT001 node2 -> node1 [critical]: would be refused - refused: the route there" in "\n".join(result["lines"])
+
+
+def test_what_the_autodetection_step_changed():
+    daemonset = {"changed": True, "previous": None, "method": "cidr=192.0.2.0/24", "target": "daemonset",
+                 "command": ["kubectl", "set", "env", "daemonset/calico-node", "-n", "kube-system",
+                             "IP_AUTODETECTION_METHOD=cidr=192.0.2.0/24", "--dry-run=server"],
+                 "redetected": {"node1": "192.0.2.11", "node2": None}}
+    (line,) = rp.describe_autodetection(daemonset, check_mode=True)
+    assert line == ("IP_AUTODETECTION_METHOD (unset: first-found) -> cidr=192.0.2.0/24 on the daemonset (kubectl set "
+                    "env daemonset/calico-node -n kube-system IP_AUTODETECTION_METHOD=cidr=192.0.2.0/24 "
+                    "--dry-run=server)")
+    (line,) = rp.describe_autodetection({**daemonset, "command": None}, check_mode=False)
+    assert line.endswith("-> cidr=192.0.2.0/24 on the daemonset; calico-node re-detected with it on every node, "
+                         "each registered with its intended IP: node1 192.0.2.11")
+    (line,) = rp.describe_autodetection({**daemonset, "target": "manifest", "command": None, "redetected": {},
+                                         "path": "/srv/calico.yaml"}, check_mode=False)
+    assert "on the manifest - /srv/calico.yaml; calico-node reads it only once the manifest is applied" in line
+    assert rp.describe_autodetection({**daemonset, "changed": False}, check_mode=False) == []
+    # In the report, it is the fleet's change.
+    ad = finding("AD001", "node3", recommended_method="cidr=192.0.2.0/24")
+    doc, result = build(report(ad), None, check_mode=True, autodetection_result=daemonset)
+    assert doc["changes"] == {"(fleet)": [rp.describe_autodetection(daemonset, True)[0]]}
+    assert f"(fleet): (would) {doc['changes']['(fleet)'][0]}" in result["lines"]
+
+
+def test_the_document_names_its_reports_and_leaves_its_inputs_alone():
+    bgp = finding("BGP001", "node1", peer="node2", evidence={"peer": {"address": "192.0.2.12"}})
+    before, after = report(bgp), report(bgp)
+    the_plan = rp.plan({"report": before, "hosts": HOSTS})
+    probes = {"node1": [{"address": "192.0.2.12", "port": 179, "result": "refused", "error": "[Errno 111]"}]}
+    kept = copy.deepcopy((before, after, the_plan, probes))
+    doc = rp.document(before, after, the_plan, probes=probes, generated=GENERATED,
+                      reports={"after": "/r/after/report.json", "after_autodetection": None,
+                               "before": "/r/before/report.json"})
+    assert (before, after, the_plan, probes) == kept
+    assert doc["generated"] == GENERATED and doc["schema_version"] == 1 and doc["fail_on"] == "warning"
+    assert doc["remaining"][0]["probe"] == probes["node1"][0]
+    assert list(doc["reports"]) == ["before", "after"]
+    text = rp.markdown(doc)
+    assert text.endswith("Reports: before: `/r/before/report.json`, after: `/r/after/report.json`\n")
+    assert "was refused: nothing listens on 179 there" in text
+    assert rp.report_result(doc, {"json": "j", "md": "m"}) == {
+        "verdict": "failed", "failing": doc["remaining"], "paths": {"json": "j", "md": "m"},
+        "lines": rp.summary_lines(doc), "fixed": 0}

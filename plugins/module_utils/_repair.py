@@ -2,31 +2,24 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The repair's decisions and its before/after report, computed on the controller.
+# PRIVATE to this collection: may change at any time without notice.
 
-Runs with the controller's Python (ansible_playbook_python), standard library only, reads the
-audit's report.json files and writes nothing on any node. Two subcommands, JSON on stdin:
+"""The repair's decisions and its before/after report (pure: data in, data out).
 
-    python repair_plan.py plan   < {"report": PATH, "hosts": [...], "min_severity": "warning",
-                                    "steps": {"nm": true, ...}, "method": "" | METHOD,
-                                    "replay": {host: {"valid", "error", "address", "interface", "intended"}}}
-        prints the plan: {"errors": [...], "autodetection": {...}, "hosts": {host: {...}}, "items": [...]}
-
-    python repair_plan.py report < {"before": PATH, "after": PATH | null, "plan": {...},
-                                    "changes": {host: [...]}, "probes": {host: [...]}, "check_mode": bool,
-                                    "fail_on": "warning", "report_dir": DIR, ...}
-        writes DIR/repair.json and DIR/repair.md (atomically) and prints {"verdict", "failing", "paths", "lines"}
-
-Every rule here is a function over plain data (tests/unit/roles/test_repair_plan.py).
+``plan(data)``: from the audit's report.json document, what each step of the repair fixes on which
+node, what it leaves alone and why, and the one IP_AUTODETECTION_METHOD for the fleet.
+``document(before, after, plan, ...)``: repair.json - every finding before -> after, every change on
+every node, what remains with its evidence; ``markdown(doc)`` renders repair.md, ``summary_lines(doc)``
+the console summary. The repair_plan action plugin reads the audit reports and writes the files.
 """
 
-import datetime
-import json
-import os
-import sys
-import tempfile
+from __future__ import annotations
 
-SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+from ansible_collections.netdoctor.calico.plugins.module_utils import _report
+from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
+
+# The audit reports repair.json names, in the order repair.md lists them.
+REPORTS = ("before", "after_autodetection", "after")
 STEPS = ("nm", "autodetection", "source_routes", "sysctl", "bgp_firewall", "routes")
 # What each step is called in the report and the variable / tag that switch it off.
 STEP_TEXT = {
@@ -53,14 +46,6 @@ NOT_REPAIRED = {
     "DS002": "the datastore is not changed by the repair",
     "DS003": "the datastore is not changed by the repair",
 }
-
-
-def rank(severity):
-    return SEVERITY_RANK.get(severity, len(SEVERITY_RANK))
-
-
-def at_or_above(severity, threshold):
-    return threshold != "never" and rank(severity) <= rank(threshold)
 
 
 def sys001_kind(finding):
@@ -167,7 +152,8 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
         by_key.setdefault((f.get("id"), f.get("host")), f)
 
     per_host = {h: {"nm": False, "source_routes": False, "ip_forward": False, "rp_filter": False, "proxy_arp": False,
-                    "bgp_firewall": False, "routes": False, "add_missing": True, "bgp_probe": [], "findings": []} for h in hosts}
+                    "bgp_firewall": False, "routes": False, "add_missing": True, "bgp_probe": [], "findings": []}
+                for h in hosts}
     items, errors, ad_findings = [], [], []
     for f in findings:
         host = f.get("host")
@@ -200,7 +186,7 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
             if step == "routes" and host in per_host and action_ok(item):
                 per_host[host]["routes"] = True
             continue
-        if not at_or_above(f.get("severity"), min_severity):
+        if not _report.at_or_above(f.get("severity"), min_severity):
             item.update(action="below_threshold", step=step,
                         why=f"{f.get('severity')}: reported only (repair_min_severity={min_severity})")
             continue
@@ -285,26 +271,6 @@ def _autodetection(data, ad_findings, errors):
 
 # --- the report ---------------------------------------------------------------------------------
 
-def _load(path):
-    if not path:
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=".repair.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def outcome(item, after_keys, check_mode, after_available, not_audited=None):
     """What became of one finding of the audit before the repair."""
     if check_mode or not after_available:
@@ -314,7 +280,7 @@ def outcome(item, after_keys, check_mode, after_available, not_audited=None):
         return "unknown: not audited after the repair"
     if item["key"] in after_keys:
         after = after_keys[item["key"]]
-        return "remains" if at_or_above(after["severity"], "warning") else f"remains ({after['severity']})"
+        return "remains" if _report.at_or_above(after["severity"], "warning") else f"remains ({after['severity']})"
     return "fixed" if item["action"] in ("repair", "follows") else "gone"
 
 
@@ -332,18 +298,22 @@ def probe_text(probe):
     return f"TCP connect to {address} failed: {probe.get('error') or result}"
 
 
-def report(data):  # noqa: C901, PLR0912, PLR0915 - straight-line assembly of one document
-    before = _load(data["before"])
-    after = _load(data.get("after"))
-    the_plan = data["plan"]
-    check_mode = bool(data.get("check_mode"))
-    fail_on = data.get("fail_on") or "warning"
+def document(before, after, the_plan, *, generated, changes=None, probes=None, check_mode=False, fail_on="warning",
+             autodetection_result=None, reports=None):
+    """repair.json: ``before`` / ``after`` the audit's report.json documents (``after`` None: no audit
+    after the repair - check mode, or not run), ``the_plan`` the plan of the audit before, ``changes``
+    host -> what the repair's tasks returned there, ``probes`` host -> the TCP tests of port 179,
+    ``reports`` name -> path of the audit reports (before, after_autodetection, after), ``generated``
+    an ISO 8601 timestamp."""
+    check_mode = bool(check_mode)
+    fail_on = fail_on or "warning"
+    raw_changes = changes or {}
+    probes = probes or {}
     after_keys = {key_of(f): f for f in (after or {}).get("findings") or ()}
     planned = {i["key"]: i for i in the_plan.get("items") or ()}
-    probes = data.get("probes") or {}
     not_audited = {h: line.get("status") for h, line in ((after or {}).get("hosts") or {}).items()
                    if line.get("status") == "unreachable"}
-    changes = {host: describe(raw, check_mode) for host, raw in sorted((data.get("changes") or {}).items())}
+    changes = {host: describe(raw, check_mode) for host, raw in sorted(raw_changes.items())}
 
     rows = []
     for f in (before or {}).get("findings") or ():
@@ -359,19 +329,13 @@ def report(data):  # noqa: C901, PLR0912, PLR0915 - straight-line assembly of on
     before_keys = {r["id"] + "|" + str(r["host"] or "") + "|" + str(r["peer"] or "") + "|" + r["kind"] for r in rows}
     new = [f for k, f in after_keys.items() if k not in before_keys]
 
-    remaining = [f for f in (after or {}).get("findings") or () if at_or_above(f.get("severity"), fail_on)]
+    remaining = _report.failing((after or {}).get("findings") or (), fail_on)
     if check_mode:
         verdict = "check"
     elif after is None:
         verdict = "unverified"
     else:
         verdict = "failed" if remaining else "ok"
-    for f in remaining:
-        f_probes = probes.get(f.get("host")) or []
-        if f.get("id") == "BGP001":
-            address = ((f.get("evidence") or {}).get("peer") or {}).get("address")
-            f["probe"] = next((p for p in f_probes if p.get("address") == address), None)
-    raw_changes = data.get("changes") or {}
     for row in rows:
         refused = [r for r in ((raw_changes.get(row["host"]) or {}).get("routes") or {}).get("skipped_actions") or ()
                    if "touch_foreign" in str(r.get("reason"))]
@@ -386,17 +350,16 @@ def report(data):  # noqa: C901, PLR0912, PLR0915 - straight-line assembly of on
         if row["after"].startswith("remains") and row["action"] == "repair" and changes.get(row["host"]):
             row["why"] = ("the repair changed this node, but the audit after it still finds this: something "
                           "re-asserts it (BIRD, Felix or the datastore) - see the remedy")
-    ad_result = data.get("autodetection_result")
-    if ad_result:
-        changes.setdefault("(fleet)", []).extend(describe_autodetection(ad_result, check_mode))
+    if autodetection_result:
+        changes.setdefault("(fleet)", []).extend(describe_autodetection(autodetection_result, check_mode))
     changes = {host: lines for host, lines in changes.items() if lines}
-    doc = {
+    return {
         "schema_version": 1,
-        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "generated": generated,
         "check_mode": check_mode,
         "verdict": verdict,
         "fail_on": fail_on,
-        "reports": {k: data.get(k) for k in ("before", "after_autodetection", "after") if data.get(k)},
+        "reports": {k: (reports or {}).get(k) for k in REPORTS if (reports or {}).get(k)},
         "summary": {
             "before": (before or {}).get("summary"),
             "after": (after or {}).get("summary"),
@@ -410,43 +373,26 @@ def report(data):  # noqa: C901, PLR0912, PLR0915 - straight-line assembly of on
         "new_findings": [{"id": f["id"], "severity": f["severity"], "host": f.get("host"), "peer": f.get("peer"),
                           "summary": f.get("summary")} for f in new],
         "remaining": [{"id": f["id"], "severity": f["severity"], "host": f.get("host"), "peer": f.get("peer"),
-                       "summary": f.get("summary"), "remedy": f.get("remedy"), "probe": f.get("probe")}
+                       "summary": f.get("summary"), "remedy": f.get("remedy"), "probe": _probe_of(f, probes)}
                       for f in remaining],
         "changes": changes,
         "probes": probes,
     }
-    out_dir = data["report_dir"]
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {"json": os.path.join(out_dir, "repair.json"), "md": os.path.join(out_dir, "repair.md")}
-    _write_atomic(paths["json"], json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
-    _write_atomic(paths["md"], markdown(doc))
-    lines = summary_lines(doc)
-    return {"verdict": verdict, "failing": doc["remaining"], "paths": paths, "lines": lines,
+
+
+def _probe_of(finding, probes):
+    """The TCP test towards a BGP001 finding's peer, from the node that has the finding."""
+    if finding.get("id") != "BGP001":
+        return None
+    address = ((finding.get("evidence") or {}).get("peer") or {}).get("address")
+    return next((p for p in probes.get(finding.get("host")) or () if p.get("address") == address), None)
+
+
+def report_result(doc, paths):
+    """What the repair_plan action returns in report mode: the verdict, the findings that fail it,
+    the files written, the console summary and how many findings the repair fixed."""
+    return {"verdict": doc["verdict"], "failing": doc["remaining"], "paths": paths, "lines": summary_lines(doc),
             "fixed": doc["summary"]["fixed"]}
-
-
-def route_text(route):
-    """A route as `ip route` writes it."""
-    parts = [route.get("dst") or "?"]
-    if route.get("type") not in (None, "unicast"):
-        parts.insert(0, route["type"])
-    if route.get("gateway"):
-        parts += ["via", route["gateway"]]
-    if route.get("dev"):
-        parts += ["dev", route["dev"]]
-    protocol = route.get("protocol")
-    if protocol is not None:
-        parts += ["proto", PROTOCOLS.get(protocol, str(protocol))]
-    if route.get("prefsrc"):
-        parts += ["src", route["prefsrc"]]
-    if route.get("metric"):
-        parts += ["metric", str(route["metric"])]
-    if route.get("onlink"):
-        parts.append("onlink")
-    return " ".join(parts)
-
-
-PROTOCOLS = {2: "kernel", 3: "boot", 4: "static", 12: "bird", 16: "dhcp", 80: "felix"}
 
 
 def describe(raw, check_mode):
@@ -515,7 +461,7 @@ def describe_autodetection(result, check_mode):
 
 
 def _md(text):
-    return str(text if text is not None else "").replace("\n", " ").replace("|", "\\|")
+    return _report._md(text if text is not None else "")
 
 
 def summary_lines(doc):
@@ -586,23 +532,3 @@ def markdown(doc):
                 out.append(f"  - remedy: {_md(f['remedy'])}")
     out += ["", "Reports: " + ", ".join(f"{k}: `{v}`" for k, v in doc["reports"].items()), ""]
     return "\n".join(out)
-
-
-def main():
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
-    data = json.load(sys.stdin)
-    if command == "plan":
-        if "report" not in data:
-            data["report"] = _load(data["report_path"])
-        result = plan(data)
-    elif command == "report":
-        result = report(data)
-    else:
-        sys.stderr.write("usage: repair_plan.py plan|report < JSON\n")
-        return 2
-    json.dump(result, sys.stdout, default=str)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_scale as fleet  # noqa: E402 - the synthetic fleet lives there
-from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore, _fleet  # noqa: E402
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract, _datastore  # noqa: E402
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules  # noqa: E402
 
 TARGET_S = 1.0
 MOVED_IP, MOVED_BLOCK, STALE = range(100, 5000, 500), range(150, 5000, 500), 10
@@ -45,7 +46,7 @@ def etcd_pairs():
 
 def main():
     facts = {f"node{i:04d}": fleet.node_fact(i) for i in range(fleet.NODES)}
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     pairs = etcd_pairs()
     listing_mb = sum(len(k) + len(v) for k, v in pairs) / 1e6
     parse, rules = [], []
@@ -54,7 +55,7 @@ def main():
         view = _datastore.view_from_etcd(pairs)
         parse.append(time.perf_counter() - start)
         start = time.perf_counter()
-        found = _datastore.datastore_findings(view, expected, facts)
+        found = _datastore_rules.datastore_findings(view, expected, facts)
         rules.append(time.perf_counter() - start)
     by_id = {}
     for finding in found:

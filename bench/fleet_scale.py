@@ -126,21 +126,22 @@ def node_routes(i, expected):
 
 def child():
     sys.path.insert(0, os.path.join(ROOT, ".collections"))
-    from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _report  # noqa: PLC0415 - path set above
+    from ansible_collections.netdoctor.calico.plugins.module_utils import _contract  # noqa: PLC0415 - path set above
+    from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet, _report  # noqa: PLC0415
 
     # Facts arrive as JSON from each node: decode them one by one, as Ansible does.
     facts = {f"node{i:04d}": (None if i in UNREACHABLE else json.loads(json.dumps(node_fact(i))))
              for i in range(NODES)}
     facts_json = sum(len(json.dumps(f)) for f in facts.values() if f)
     # The drift each faulty node sends back: computed by the real check on one faulty table.
-    expected0 = _fleet.expected_map(facts)
+    expected0 = _contract.expected_map(facts)
     drift = {}
     for i in FAULTY_ROUTES:
         host = f"node{i:04d}"
         routes = node_routes(i, expected0)
         for r in routes[1:4]:
             r["gateway"] = "10.99.0.1"
-        drift[host] = json.loads(json.dumps(_fleet.route_drift(routes, expected0, host)))
+        drift[host] = json.loads(json.dumps(_contract.route_drift(routes, expected0, host)))
     del expected0, routes
 
     unreachable = [f"node{i:04d}" for i in UNREACHABLE]
@@ -162,7 +163,7 @@ def child():
     times = []
     for _run in range(30):
         start = time.perf_counter()
-        result = _fleet.route_drift(routes, expected, host)
+        result = _contract.route_drift(routes, expected, host)
         times.append(time.perf_counter() - start)
     if result["drift"] or result["checked"] < len(routes) - 10:
         raise SystemExit(f"the healthy node check went wrong: {result['counts']}, checked {result['checked']}")

@@ -11,7 +11,8 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore, _fleet, _report
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules, _fleet, _report
 from ansible_collections.netdoctor.calico.plugins.plugin_utils._files import write_atomic
 
 FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
@@ -27,8 +28,8 @@ ARGUMENT_SPEC = {
     "report_dir": {"type": "path"},
     "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},
     "query": {"type": "str"},
-    "fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "critical"},
-    "junit_fail_on": {"type": "str", "choices": list(_report.FAIL_ON), "default": "warning"},
+    "fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "critical"},
+    "junit_fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "warning"},
     "map_only": {"type": "bool", "default": False},
     "datastore": {"type": "dict"},
 }
@@ -78,7 +79,7 @@ class ActionModule(ActionBase):
 
         if args["map_only"]:
             # The first half of an audit: the map each node checks its own routes against.
-            result.update(changed=False, expected_map=_fleet.expected_map(
+            result.update(changed=False, expected_map=_contract.expected_map(
                 facts_by_host, intended, pools=args["pools"], cross_subnet=args["cross_subnet"]))
             return result
 
@@ -92,7 +93,7 @@ class ActionModule(ActionBase):
         report = _report.build_report(expected, findings, host_lines, generated)
         # Without a datastore the DS rules did not run: no JUnit testcase claims they passed.
         checks = _fleet.CHECKS if args["datastore"] is not None else tuple(
-            c for c in _fleet.CHECKS if c not in _datastore.CHECKS)
+            c for c in _fleet.CHECKS if c not in _datastore_rules.CHECKS)
 
         report_paths = {}
         if args["report_dir"]:
@@ -113,7 +114,7 @@ class ActionModule(ActionBase):
             except (ValueError, RuntimeError) as exc:
                 raise AnsibleActionFail(str(exc)) from exc
         # Fail last, after the reports are on disk: this is the CI exit code.
-        bad = _report.failing(findings, args["fail_on"])
+        bad = _contract.failing(findings, args["fail_on"])
         if bad:
             result["failed"] = True
             result["msg"] = (f"{len(bad)} finding(s) at or above fail_on={args['fail_on']}: "

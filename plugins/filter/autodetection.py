@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet
 
 
 def recommend_method(facts, targets, calico_version=None):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.netdoctor.calico.plugins.module_utils import _trace
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _trace_judge
 
 
 def trace_steps(results, src, dst):
@@ -18,7 +19,7 @@ def trace_steps(results, src, dst):
         raise AnsibleFilterError("trace_steps expects a dict of host -> calico_trace result, "
                                  f"got {type(results).__name__}")
     try:
-        return _trace.combine(results, src, dst)
+        return _trace_judge.combine(results, src, dst)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

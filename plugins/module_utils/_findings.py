@@ -4,10 +4,9 @@
 
 # PRIVATE to this collection: may change at any time without notice.
 
-"""The incident catalogue (DESIGN §1) and the node-local rules over one ``calico_node`` fact.
+"""The node-local rules of the incident catalogue (DESIGN §1, ``_catalogue``) over one ``calico_node`` fact.
 
-A finding is ``{"id", "severity" (critical|warning|info), "host", "peer", "summary", "evidence",
-"remedy"}``: evidence quotes the facts that triggered it, remedy says exactly what to change.
+A finding is a ``_contract.Finding``: evidence quotes the facts that triggered it, remedy says exactly what to change.
 Each rule is a small function ``rule(fact, host) -> [finding]``; a healthy node gives no finding
 of warning or above. Pure: the fact in, findings out.
 """
@@ -18,141 +17,15 @@ import fnmatch
 import ipaddress
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _nm_config
-
-SEVERITIES = ("critical", "warning", "info")
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-EVIDENCE_LIMIT = 10  # list items quoted per finding: one broken node must not blow up a report
-
-# One table for every finding id: docs/findings.md is generated from it. "scope" says where the
-# rule runs: node (node_findings, here), fleet (_fleet) or both.
-CATALOGUE = {
-    "NM001": {
-        "title": "NetworkManager (or systemd-networkd) manages Calico's devices",
-        "seed": "000", "scope": "node",
-        "fix": "Drop-in /etc/NetworkManager/conf.d/calico.conf with `[keyfile] unmanaged-devices+=interface-name:cali*;"
-               "interface-name:tunl*;interface-name:vxlan.calico;interface-name:vxlan-v6.calico;interface-name:"
-               "wireguard.cali;interface-name:wg-v6.cali`, then `nmcli general reload conf` (reload, never restart "
-               "over SSH) and check the devices show `unmanaged`.",
-    },
-    "AD001": {
-        "title": "IP autodetection picks the wrong address (or none, or the method is invalid)",
-        "seed": "002, 004", "scope": "both",
-        "fix": "One IP_AUTODETECTION_METHOD that picks the intended address on every node (interface=, "
-               "skip-interface=, cidr=, can-reach=, kubernetes-internal-ip), replayed on every node, set on the "
-               "calico-node DaemonSet env or Installation.spec.calicoNetwork.nodeAddressAutodetectionV4.",
-    },
-    "AD002": {
-        "title": "Autodetection now picks another address than the one calico-node registered",
-        "seed": "004", "scope": "both",
-        "fix": "As AD001, before the next detection (calico-node restart, or within 60 s with IP=autodetect) "
-               "moves the node IP.",
-    },
-    "RT001": {
-        "title": "A remote block route has the wrong next hop",
-        "seed": "001 case 1", "scope": "both",
-        "fix": "Fix the cause first (AD001, NM001), then replace the route (same protocol) or delete it and let "
-               "BIRD/Felix re-add the right one; verify with the fleet audit.",
-    },
-    "RT002": {
-        "title": "A remote block route is missing, orphaned, or a block is claimed twice",
-        "seed": "001", "scope": "fleet",
-        "fix": "Add the missing route / remove the orphan (only proto bird or 80 routes); decommission stale nodes.",
-    },
-    "SRC001": {
-        "title": "A multi-homed node sends to its peers from a source that is not its Calico IP",
-        "seed": "001 case 2", "scope": "fleet",
-        "fix": "Routes to the peer networks via the Calico interface with `src <Calico IP>`, or a method that makes "
-               "both sides agree, or externalNodesList, or VXLAN.",
-    },
-    "SYS001": {
-        "title": "Kernel prerequisites: ip_forward, rp_filter, proxy_arp on cali*, tunnel MTU",
-        "seed": None, "scope": "node",
-        "fix": "ansible.posix.sysctl for the sysctls (persisted in /etc/sysctl.d); the tunnel MTU at most the NIC "
-               "MTU minus 20 (IPIP) / 50 (VXLAN) / 60 (WireGuard) via FelixConfiguration.",
-    },
-    "HOST001": {
-        "title": "The node cannot resolve its own hostname, or its node names disagree",
-        "seed": "002", "scope": "node",
-        "fix": "Add `<node IP> <hostname>` to /etc/hosts; make the CNI config's nodename, /var/lib/calico/nodename "
-               "and calico-node's NODENAME the same name.",
-    },
-    "BGP001": {
-        "title": "BGP sessions not Established (the node may still report Ready)",
-        "seed": "001 case 2", "scope": "both",
-        "fix": "Check TCP 179 between the peers (a host firewall that drops it: the repair with "
-               "repair_bgp_firewall=true) and that each peers with the other's registered IP; the usual cause is "
-               "AD001 or SRC001.",
-    },
-    "PATH001": {
-        "title": "Pod-to-pod path broken at a named step of the 8-step trace",
-        "seed": "003", "scope": "fleet",
-        "fix": "The trace names the first failing step and its fix.",
-    },
-    "DUP001": {
-        "title": "Two nodes registered with the same Calico IP or tunnel address",
-        "seed": None, "scope": "fleet",
-        "fix": "Give each node its own address (AD001, or release the duplicate tunnel address from IPAM).",
-    },
-    "MTU001": {
-        "title": "The tunnel MTU differs across nodes",
-        "seed": None, "scope": "fleet",
-        "fix": "One tunnel MTU for the fleet (FelixConfiguration ipipMTU / vxlanMTU).",
-    },
-    "UNREACH": {
-        "title": "A host gave no facts, so it was not audited",
-        "seed": None, "scope": "fleet",
-        "fix": "Make the host reachable (SSH, Python, become) and rerun the audit.",
-    },
-    # DS*: the fleet audit's datastore rules (_datastore), when it is given calico_datastore_info's view.
-    "DS001": {
-        "title": "The datastore registers a node with another address, tunnel address or VTEP MAC than it uses",
-        "seed": "001 case 1", "scope": "fleet",
-        "fix": "Make both agree: restart calico-node on the node so it registers again, or fix its autodetection "
-               "method (AD001/AD002) when the datastore holds the right address.",
-    },
-    "DS002": {
-        "title": "A block the datastore gives a node is not announced by it, or a node announces a block it does "
-                 "not own",
-        "seed": "001", "scope": "fleet",
-        "fix": "Drop the stale blackhole on the node that announces a block it does not own (restart calico-node, "
-               "or `ip route del blackhole <block>`); restart calico-node where an affine block is missing.",
-    },
-    "DS003": {
-        "title": "A stale Node in the datastore: no host of the fleet and no sign of life",
-        "seed": None, "scope": "fleet",
-        "fix": "Decommission it: `calicoctl delete node <name>` (etcd) or `kubectl delete node <name>` (Kubernetes "
-               "datastore); the mesh stops peering with it (BGP001).",
-    },
-}
-
-
-def finding(fid, severity, host, summary, evidence, remedy, *, peer=None):  # noqa: PLR0917 - the finding's fields, in order
-    """A finding dict; the id must be in CATALOGUE and the severity one of SEVERITIES."""
-    if fid not in CATALOGUE:
-        raise ValueError(f"unknown finding id {fid!r}: add it to _findings.CATALOGUE first")
-    if severity not in SEVERITY_RANK:
-        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})")
-    return {"id": fid, "severity": severity, "host": host, "peer": peer, "summary": summary,
-            "evidence": evidence, "remedy": remedy}
-
-
-def sort_findings(findings):
-    """Worst first, then by id, host and peer."""
-    return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), len(SEVERITIES)), f.get("id") or "",
-                                           str(f.get("host") or ""), str(f.get("peer") or "")))
-
-
-def worst_severity(findings):
-    """The most severe severity among findings, or None when there are none."""
-    ranks = [SEVERITY_RANK[f["severity"]] for f in findings if f.get("severity") in SEVERITY_RANK]
-    return SEVERITIES[min(ranks)] if ranks else None
-
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+    EVIDENCE_LIMIT,
+    calico_node_env,
+    finding,
+    limited,
+    sort_findings,
+)
 
 # --- fact helpers ----------------------------------------------------------------------------
-
-def _env(fact):
-    return (((fact.get("identity") or {}).get("calico_node") or {}).get("env")) or {}
-
 
 def _ip(value):
     """'192.0.2.11/24' or '192.0.2.11' -> ip_address; None for anything else (autodetect, none, '')."""
@@ -162,13 +35,6 @@ def _ip(value):
         return ipaddress.ip_interface(value.strip()).ip
     except ValueError:
         return None
-
-
-def _limited(items):
-    items = list(items)
-    if len(items) <= EVIDENCE_LIMIT:
-        return items
-    return [*items[:EVIDENCE_LIMIT], f"... {len(items) - EVIDENCE_LIMIT} more"]
 
 
 def _in_use_result(fact):
@@ -237,8 +103,8 @@ def _nm_finding(nm, host, patterns, live, present):
                    "now, but a mode change (VXLAN, WireGuard, IPv6) would create one")
     overrides = [h for h in nm.get("history") or () if h.get("op") == "="]
     evidence = {"running": nm.get("running"), "managed_calico_devices": patterns,
-                "managed_examples": nm.get("managed_examples"), "present_links": _limited(present),
-                "live_devices_not_unmanaged": _limited(live_names),
+                "managed_examples": nm.get("managed_examples"), "present_links": limited(present),
+                "live_devices_not_unmanaged": limited(live_names),
                 "effective_unmanaged_devices": nm.get("unmanaged_devices"),
                 "last_replacing_file": overrides[-1].get("file") if overrides else None,
                 "files": nm.get("files")}
@@ -266,7 +132,7 @@ def _networkd_findings(fact, host):
         out.append(finding(
             "NM001", severity, host,
             f"systemd-networkd .network file(s) on {host} {verb} Calico devices: {files}",
-            {"matching_calico": _limited(entries)},
+            {"matching_calico": limited(entries)},
             f"Narrow the [Match] section of {files} to the host NICs (e.g. Name=eth0 or Driver=...), or add a "
             "file matching cali*/tunl*/vxlan.calico with [Link] Unmanaged=yes that sorts before it; restarting "
             "systemd-networkd drops pod connections, so apply it in a maintenance window (`networkctl reload`).",
@@ -283,7 +149,7 @@ def _candidate_lines(result):
         lines.append(f"{c.get('interface')} {c.get('address') or '-'}: {c.get('reason')}")
         if c.get("taken"):
             break
-    return _limited(lines)
+    return limited(lines)
 
 
 def _method_remedy(fact, result, target):
@@ -312,7 +178,7 @@ _WHEN_REDETECTED = {
 
 def rule_ad(fact, host):
     """The method in use, replayed: invalid, no address, or not the registered / intended address."""
-    ip_env = _env(fact).get("IP")
+    ip_env = calico_node_env(fact).get("IP")
     if _ip(ip_env) or ip_env == "none":
         return []  # IP=<address> or IP=none: calico-node does not autodetect IPv4
     result = _in_use_result(fact)
@@ -380,7 +246,7 @@ def rule_ip_forward(fact, host):
 _HOST_IFACES = _autodetect.compile_go_regex_list(_autodetect.EXCLUDE_ANCHORED)
 
 
-def _host_interfaces(fact):
+def host_interfaces(fact):
     """Host NICs with a global IPv4 address (not Calico, bridge, veth, loopback... devices)."""
     out = {}
     for link in fact.get("links") or ():
@@ -396,7 +262,7 @@ def _host_interfaces(fact):
 def rule_rp_filter(fact, host):
     """Strict reverse-path filtering on a multi-homed node drops asymmetric traffic."""
     sysctls = fact.get("sysctls") or {}
-    nics = _host_interfaces(fact)
+    nics = host_interfaces(fact)
     if len(nics) < 2:
         return []
     all_value = sysctls.get("net.ipv4.conf.all.rp_filter") or 0
@@ -503,7 +369,7 @@ def rule_node_names(fact, host):
     names = {
         "CNI config nodename": (identity.get("cni") or {}).get("nodename"),
         "/var/lib/calico/nodename": identity.get("nodename_file"),
-        "calico-node NODENAME": _env(fact).get("NODENAME"),
+        "calico-node NODENAME": calico_node_env(fact).get("NODENAME"),
     }
     known = {source: value.strip() for source, value in names.items() if isinstance(value, str) and value.strip()}
     if len(set(known.values())) < 2:
@@ -586,7 +452,7 @@ def rule_local_routes(fact, host):
         "RT001", "warning", host,
         f"{len(suspects)} route(s) on {host} point back into this node: " + ", ".join(
             s["text"] for s in suspects[:3]) + (" ..." if len(suspects) > 3 else ""),
-        {"routes": _limited(quoted), "count": len(suspects)},
+        {"routes": limited(quoted), "count": len(suspects)},
         f"Fix the cause first (AD001/NM001), then `{dels}`: BIRD re-adds the right route (via the owner's node IP "
         "dev tunl0 onlink) within seconds, or add it yourself with `ip route replace <block> via <owner node IP> dev "
         "tunl0 proto bird onlink`; the fleet audit names each block's owner.")]

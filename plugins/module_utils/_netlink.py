@@ -97,10 +97,15 @@ _ADDR_LEN = {_AF_INET: 4, _AF_INET6: 16}
 _NETLINK_ROUTE, _SOL_NETLINK, _NETLINK_GET_STRICT_CHK = 0, 270, 12
 
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_NLM_F_REQUEST, _NLM_F_DUMP, _NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_DUMP, _NLM_F_DUMP_INTR = 0x1, 0x4, 0x300, 0x10
+_NLM_F_REPLACE, _NLM_F_EXCL, _NLM_F_CREATE = 0x100, 0x200, 0x400
 _RTM_NEWLINK, _RTM_GETLINK, _RTM_NEWADDR, _RTM_GETADDR = 16, 18, 20, 22
-_RTM_NEWROUTE, _RTM_GETROUTE, _RTM_NEWNEIGH, _RTM_GETNEIGH = 24, 26, 28, 30
+_RTM_NEWROUTE, _RTM_DELROUTE, _RTM_GETROUTE, _RTM_NEWNEIGH, _RTM_GETNEIGH = 24, 25, 26, 28, 30
 _RTM_NEWRULE, _RTM_GETRULE = 32, 34
+# `ip route VERB`: (message type, flags besides REQUEST|ACK), as iproute2 sends them.
+_ROUTE_VERBS = {"add": (_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL),
+                "replace": (_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_REPLACE),
+                "prepend": (_RTM_NEWROUTE, _NLM_F_CREATE), "del": (_RTM_DELROUTE, 0)}
 
 _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINK, _IFLA_MASTER = 1, 3, 4, 5, 10
 _IFLA_OPERSTATE, _IFLA_LINKINFO, _IFLA_INFO_KIND, _IFLA_INFO_DATA = 16, 18, 1, 2
@@ -828,6 +833,49 @@ class Netlink:
                 link = None
             self._names[index] = link and link["name"]
         return self._names[index]
+
+    def route_write(self, verb, route):
+        """One route change as ``ip route VERB`` makes it (add, replace, prepend, del): one atomic
+        kernel operation in the main table. ``route`` is a snapshot route dict (dst, type, protocol,
+        gateway, dev, onlink, metric, scope, prefsrc). NetlinkError when the kernel refuses it."""
+        mtype, flags = _ROUTE_VERBS[verb]
+        dst = route["dst"]
+        family = _AF_INET6 if route.get("family") == 6 or ":" in dst else _AF_INET
+        types = {name: number for number, name in ROUTE_TYPES.items()}
+        scopes = {name: number for number, name in ROUTE_SCOPES.items()}
+        fields = [("table", RT_TABLE_MAIN), ("proto", route["protocol"]),
+                  ("type", types[route.get("type") or "unicast"])]
+        attrs = [("RTA_TABLE", RT_TABLE_MAIN)]
+        if dst != "default":
+            network = ipaddress.ip_network(dst, strict=False)
+            fields.append(("dst_len", network.prefixlen))
+            attrs.append(("RTA_DST", str(network.network_address)))
+        if route.get("gateway"):
+            attrs.append(("RTA_GATEWAY", route["gateway"]))
+        if route.get("dev"):
+            attrs.append(("RTA_OIF", self.link_index(route["dev"])))
+        if route.get("metric"):
+            attrs.append(("RTA_PRIORITY", route["metric"]))
+        if verb == "del":
+            fields.append(("scope", 255))  # RT_SCOPE_NOWHERE: a delete matches any scope
+        else:
+            fields.append(("scope", scopes.get(route.get("scope") or "universe", 0)))
+            if route.get("onlink"):
+                fields.append(("flags", _RTNH_F_ONLINK))
+            if route.get("prefsrc"):
+                attrs.append(("RTA_PREFSRC", route["prefsrc"]))
+        self._send(rtmsg, mtype, _NLM_F_REQUEST | _NLM_F_ACK | flags, family, fields=fields, attrs=attrs)
+        _feed(self._recv(), None, None, [])  # the acknowledgement; an error code raises NetlinkError
+
+    def link_index(self, name):
+        """The ifindex of the link called ``name``; NetlinkError(ENODEV) when there is none."""
+        for index, known in self._names.items():
+            if known == name:
+                return index
+        for link in self.links():
+            if link["name"] == name:
+                return link["index"]
+        raise NetlinkError(errno.ENODEV)
 
     def route_get(self, dst):
         """The kernel's route lookup for one destination (what ``ip route get`` prints), as a

@@ -7,7 +7,7 @@
 """What calico_routes may do with one node's route drift (pure: data in, data out).
 
 ``check_map`` validates an expected map before anything is read or written; ``plan`` keeps
-the actions of ``_fleet.route_drift`` that this run is allowed to take (switches, route owners,
+the actions of ``_contract.route_drift`` that this run is allowed to take (switches, route owners,
 the default route, existing devices) and says why the others are skipped; ``plan_source_routes``
 plans SRC001's fix, one route per peer network with ``src`` = this node's Calico IP;
 ``diff`` renders the affected routes the way ``ip route`` prints them.
@@ -19,7 +19,7 @@ import ipaddress
 import math
 import socket
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _netlink
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract, _netlink
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BOOT, route_text
 
 STATIC = 4  # RTPROT_STATIC: the source routes are the host's underlay routing, not Calico's
@@ -57,7 +57,7 @@ def owned(route, protocols):
     """Whether a route belongs to one of ``protocols``: proto boot counts only on Calico's tunnel
     devices, where nothing but Calico routes (Felix treats boot routes there as its own)."""
     protocol = route.get("protocol")
-    return protocol in protocols and (protocol != BOOT or route.get("dev") in _fleet.CALICO_TUNNELS)
+    return protocol in protocols and (protocol != BOOT or route.get("dev") in _contract.CALICO_TUNNELS)
 
 
 def is_default(dst):
@@ -124,7 +124,7 @@ def _names(items, limit=5):
 
 
 def check_map(expected, host):
-    """Validate an expected map (``_fleet.expected_map``) for ``host``; ValueError says what is
+    """Validate an expected map (``_contract.expected_map``) for ``host``; ValueError says what is
     wrong. Returns the map with the optional keys route_drift reads filled in."""
     if not isinstance(expected, dict):
         raise ValueError("expected_map must be a dict (the expected_map fleet_audit returns)")
@@ -151,7 +151,7 @@ def check_map(expected, host):
             raise ValueError(f"expected_map: node {name!r} blocks must be a list")
         for cidr in node.get("blocks", []):
             _network(cidr, f"expected_map: node {name!r} block")
-    field, device, onlink = _fleet.ROUTE_SHAPE.get(mode, (None, None, None))
+    field, device, onlink = _contract.ROUTE_SHAPE.get(mode, (None, None, None))
     prefixlens = set()
     for cidr, want in blocks.items():
         what = f"expected_map: block {cidr!r}"
@@ -207,18 +207,6 @@ def max_deletes(routes, protocols, given=None):
     return max(MAX_DELETES_FLOOR, math.ceil(count * MAX_DELETES_SHARE))
 
 
-def _judged(routes, dsts):
-    """dst -> the route route_drift judged (lowest metric, first in table order) for each dst."""
-    out = {}
-    for route in routes:
-        dst = route.get("dst")
-        if dst in dsts:
-            best = out.get(dst)
-            if best is None or (route.get("metric") or 0) < (best.get("metric") or 0):
-                out[dst] = route
-    return out
-
-
 def _same(route, target):
     return all(route.get(k) == target.get(k) for k in ("dst", "gateway", "dev", "protocol")) and \
         route.get("type", "unicast") == target.get("type", "unicast")
@@ -241,7 +229,7 @@ def plan(drift, routes, links, *, protocols, touch_foreign=False, fix_next_hops=
     wanted = drift.get("actions") or {}
     switches = {"replace": (fix_next_hops, "fix_next_hops"), "add": (add_missing, "add_missing"),
                 "delete": (remove_orphans, "remove_orphans")}
-    judged = _judged(routes, {t["dst"] for t in wanted.get("replace", ())})
+    judged = _contract.best_routes(routes, {t["dst"] for t in wanted.get("replace", ())})
     deletable = {t["dst"] for t in wanted.get("delete", ())}
     present = {}
     for route in routes:
@@ -297,7 +285,7 @@ def delete_limit_error(actions, limit, force):
 def verify(actions, routes):
     """The actions that did not stick: replacements and additions not the route the kernel uses
     for their dst, deletes still in the table."""
-    judged = _judged(routes, {t["dst"] for verb in ("replace", "add") for t in actions[verb]})
+    judged = _contract.best_routes(routes, {t["dst"] for verb in ("replace", "add") for t in actions[verb]})
     failed = []
     for verb in ("replace", "add"):
         for target in actions[verb]:

@@ -334,65 +334,8 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _netlink, _routes
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract, _netlink, _routes
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
-
-try:
-    from pyroute2 import IPRoute
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST
-    from pyroute2.netlink.exceptions import NetlinkError as Pyroute2Error
-    from pyroute2.netlink.rtnl import RTM_NEWROUTE
-except ImportError:
-    IPRoute = None
-
-    class Pyroute2Error(Exception):
-        pass
-
-RTNH_F_ONLINK = 4
-RT_SCOPE = {"universe": 0, "link": 253}
-RT_SCOPE_NOWHERE = 255  # in a delete: match any scope
-
-
-def _flags(verb):
-    """pyroute2 command for a verb: `ip route prepend` is NLM_F_CREATE alone, which pyroute2 has no name for."""
-    if verb == "prepend":
-        return (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
-    return verb
-
-
-class Writer:
-    """Writes routes over netlink: every call is one atomic kernel operation."""
-
-    def __init__(self, links):
-        self.index = {link["name"]: link["index"] for link in links}
-        self.ipr = IPRoute()
-
-    def close(self):
-        self.ipr.close()
-
-    def request(self, verb, route):
-        family = socket.AF_INET6 if route.get("family") == 6 or ":" in route["dst"] else socket.AF_INET
-        kwargs = {"family": family, "table": _routes.MAIN_TABLE, "type": route.get("type") or "unicast",
-                  "proto": route["protocol"]}
-        if _routes.is_default(route["dst"]):
-            kwargs["dst_len"] = 0
-        else:
-            kwargs["dst"] = route["dst"]
-        if route.get("gateway"):
-            kwargs["gateway"] = route["gateway"]
-        if route.get("dev"):
-            kwargs["oif"] = self.index[route["dev"]]
-        if route.get("metric"):
-            kwargs["priority"] = route["metric"]
-        if verb == "del":
-            kwargs["scope"] = RT_SCOPE_NOWHERE
-        else:
-            kwargs["scope"] = RT_SCOPE.get(route.get("scope"), 0)
-            if route.get("onlink"):
-                kwargs["flags"] = RTNH_F_ONLINK
-            if route.get("prefsrc"):
-                kwargs["prefsrc"] = route["prefsrc"]
-        self.ipr.route(_flags(verb), **kwargs)
 
 
 def _map_summary(expected):
@@ -445,7 +388,7 @@ class RouteRepair:
         with _netlink.Netlink() as nl:
             snap = nl.snapshot()
             now = self._time("read", now)
-            drift = _fleet.route_drift(snap["routes"], expected, host)
+            drift = _contract.route_drift(snap["routes"], expected, host)
             actions, skipped, replaced = _routes.plan(
                 drift, snap["routes"], snap["links"], protocols=protocols, touch_foreign=params["touch_foreign"],
                 fix_next_hops=params["fix_next_hops"], add_missing=params["add_missing"],
@@ -477,7 +420,7 @@ class RouteRepair:
         if not result["changed"]:
             result.update(verified=True, residual_drift=drift["drift"])
             self.module.exit_json(**result)
-        self._apply(snap["links"], actions, source)
+        self._apply(actions, source)
 
     def _plan_source(self, nl, snap, calico_ip):
         """The source-route plan over every peer, and the kernel's lookups it was made from."""
@@ -494,25 +437,22 @@ class RouteRepair:
         shown = "; ".join(f"{u['host']}: {u['reason']}" for u in items[:3])
         return f"source_routes: {len(items)} peer(s) cannot be given a source route ({shown})"
 
-    def _apply(self, links, actions, source):
+    def _apply(self, actions, source):
         result, errors = self.result, []
         start = time.monotonic()
-        writer = Writer(links)
-        try:
+        with _netlink.Netlink() as nl:
             # Each write stands alone: one the kernel refuses does not stop the others.
             for verb, key in (("replace", "replace"), ("add", "add"), ("del", "delete")):
                 for route in actions[key]:
                     try:
-                        writer.request(verb, route)
-                    except (Pyroute2Error, OSError) as exc:
+                        nl.route_write(verb, route)
+                    except OSError as exc:
                         errors.append(f"{key} {route_text(route)}: {exc}")
             for net in (source or {}).get("networks") or ():
                 try:
-                    writer.request(net["action"], net["route"])
-                except (Pyroute2Error, OSError) as exc:
+                    nl.route_write(net["action"], net["route"])
+                except OSError as exc:
                     errors.append(f"{net['action']} {route_text(net['route'])}: {exc}")
-        finally:
-            writer.close()
         now = self._time("apply", start)
 
         with _netlink.Netlink() as nl:
@@ -532,7 +472,7 @@ class RouteRepair:
                     if not net["verified"]:
                         failed.append({"action": net["action"], "route": net["route"],
                                        "now": "; ".join(net["after"])})
-        residual = _fleet.route_drift(routes, self.expected, result["host"])
+        residual = _contract.route_drift(routes, self.expected, result["host"])
         result.update(verified=not failed and not errors, residual_drift=residual["drift"])
         self._time("verify", now)
         if errors:
@@ -566,11 +506,11 @@ def build_module():
 
 def main():
     repair = RouteRepair(build_module())
-    if not _netlink.HAS_PYROUTE2 or IPRoute is None:
+    if not _netlink.HAS_PYROUTE2:
         repair.fail(missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
         repair.run()
-    except (OSError, Pyroute2Error) as exc:
+    except OSError as exc:
         repair.fail(f"netlink: {exc}", exception=traceback.format_exc())
 
 

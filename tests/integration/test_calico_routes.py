@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
 
@@ -57,7 +57,7 @@ def fact(mode, ip, blocks, tunnel=None):
 def fleet_map(mode, nodes=NODES, **kwargs):
     facts = {f"node{i}": fact(mode, node_ip(i), [block(i)], tunnel_address(i) if TUNNEL[mode] else None)
              for i in range(1, nodes + 1)}
-    return _fleet.expected_map(facts, **kwargs)
+    return _contract.expected_map(facts, **kwargs)
 
 
 def calico_route(mode, i):
@@ -333,7 +333,7 @@ def test_orphans_stay_while_the_map_is_incomplete(make_node):
     node = broken_node(make_node, "ipip")
     facts = {f"node{i}": fact("ipip", node_ip(i), [block(i)], tunnel_address(i)) for i in range(1, NODES + 1)}
     facts["node5"] = None  # gave no facts: its blocks are unknown
-    result = node.module(expected_map=_fleet.expected_map(facts), host="node1")
+    result = node.module(expected_map=_contract.expected_map(facts), host="node1")
     assert result["verified"] is True and result["actions"]["delete"] == []
     assert node.routes("198.18.9.0/26") == [ORPHAN["ipip"]]
 
@@ -389,7 +389,7 @@ def _multi_homed(make_node):
     """)
     facts = {"node1": fact("bgp", "198.51.100.11", [block(1)]), "node2": fact("bgp", "198.51.100.12", [block(2)]),
              "node3": fact("bgp", "192.0.2.13", [block(3)]), "node4": fact("bgp", "203.0.113.14", [block(4)])}
-    return node, _fleet.expected_map(facts)
+    return node, _contract.expected_map(facts)
 
 
 @pytest.mark.parametrize(("extra", "want"), [
@@ -454,7 +454,7 @@ def test_5000_remote_blocks_are_checked_in_well_under_a_second(make_node):
 
     facts = {f"n{i:04d}": fact("vxlan", f"192.0.2.{1 + i % 250}", [f"{blk(i)}/28"], blk(i))
              for i in range(SCALE + 1)}
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     node = make_node()
     node.underlay("192.0.2.1/24", default=None)
     node.batch(f"""

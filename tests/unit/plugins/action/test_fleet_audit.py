@@ -3,17 +3,14 @@ whose calico_node facts are seed 001 case 1 (set by a tiny test module), one hos
 the audit. Checks the result, the report files, check mode and fail_on."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible_collections.netdoctor.calico.plugins.action import fleet_audit as action
 from ansible_collections.netdoctor.calico.plugins.modules import fleet_audit as docs
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import seed_case1
 from audit_harness import run_playbook  # noqa: E402 - beside this file
-from fleet_fixtures import seed_case1  # noqa: E402 - the shared fixtures live next to the module_utils tests
 
 PLAYBOOK = """
 - name: Audit a fleet of test facts

@@ -4,16 +4,12 @@
 address and node6 is a NotReady node that no host is."""
 
 import json
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import seed_fleet
 from audit_harness import ROOT, run_playbook  # noqa: E402 - beside this file
-from fleet_fixtures import seed_fleet  # noqa: E402 - the shared fixtures live next to the module_utils tests
 
 KUBE = ROOT / "tests" / "unit" / "fixtures" / "kube"
 PLAYBOOK = """

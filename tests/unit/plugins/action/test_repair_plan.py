@@ -5,16 +5,12 @@ The recommend_method filter is called from the same play, as a role calls it."""
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from ansible.errors import AnsibleActionFail
 from ansible_collections.netdoctor.calico.plugins.action import repair_plan as action
 from ansible_collections.netdoctor.calico.plugins.modules import repair_plan as docs
-
-sys.path.insert(0, str(Path(__file__).parent))
 from audit_harness import run_playbook  # noqa: E402 - beside this file
 
 HOSTS = ["node1", "node2", "node3"]

@@ -10,16 +10,15 @@ The etcd listings are written here in libcalico-go's etcd v3 layout (§3.1) for 
 import base64
 import copy
 import json
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue, _contract
 from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore as ds
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _report
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fleet_fixtures import SEED_BLOCKS, healthy, seed_fleet  # noqa: E402 - the shared fleet fixtures
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules as rules
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet, _report
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import SEED_BLOCKS, healthy, seed_fleet
 
 KUBE = Path(__file__).parents[3] / "unit" / "fixtures" / "kube"
 SEED_IPS = {i: f"192.168.{0 if i == 2 else 3}.{109 + i}" for i in range(1, 7)}
@@ -83,7 +82,7 @@ def without(view, *names):
 
 
 def findings(view, facts):
-    return ds.datastore_findings(view, _fleet.expected_map(facts), facts)
+    return rules.datastore_findings(view, _contract.expected_map(facts), facts)
 
 
 def ids(found):
@@ -365,19 +364,18 @@ def test_ds003_an_inventory_of_part_of_the_cluster_gives_one_finding():
 def test_nodes_are_matched_by_nodename_then_by_address():
     facts = {f"10.0.0.{i}": fact for i, fact in enumerate(seed_fleet().values(), start=1)}  # inventory of IPs
     view = without(ds.view_from_etcd(etcd_pairs()), "node6")
-    assert ds.match_nodes(ds.check_view(view), _fleet.expected_map(facts), facts) == {
+    assert rules.match_nodes(ds.check_view(view), _contract.expected_map(facts), facts) == {
         f"node{i}": f"10.0.0.{i}" for i in range(1, 6)}  # by the facts' hostname
     for fact in facts.values():
         fact["hostname"] = fact["identity"]["nodename_file"] = "localhost"
-    matched = ds.match_nodes(ds.check_view(view), _fleet.expected_map(facts), facts)
+    matched = rules.match_nodes(ds.check_view(view), _contract.expected_map(facts), facts)
     assert matched == {f"node{i}": f"10.0.0.{i}" for i in range(1, 6)}  # by the registered address
     assert findings(view, facts) == []
 
 
 def test_the_ds_checks_are_the_catalogue_s():
-    from ansible_collections.netdoctor.calico.plugins.module_utils import _findings
 
-    assert set(ds.CHECKS) == {fid for fid in _findings.CATALOGUE if fid.startswith("DS")}
+    assert set(rules.CHECKS) == {fid for fid in _catalogue.CATALOGUE if fid.startswith("DS")}
 
 
 def test_check_view():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue, _contract
 from ansible_collections.netdoctor.calico.plugins.module_utils import _findings as fd
 from ansible_collections.netdoctor.calico.tests.unit import iptext
 from ansible_collections.netdoctor.calico.tests.unit.fixtures import facts, seeds
@@ -18,7 +19,8 @@ def _node4(fixed=True, **kwargs):
 
 
 def _ids(findings, minimum="info"):
-    return [(f["id"], f["severity"]) for f in findings if fd.SEVERITY_RANK[f["severity"]] <= fd.SEVERITY_RANK[minimum]]
+    rank = _contract.SEVERITY_RANK
+    return [(f["id"], f["severity"]) for f in findings if rank[f["severity"]] <= rank[minimum]]
 
 
 # --- healthy nodes give nothing --------------------------------------------------------------
@@ -316,29 +318,30 @@ def test_bird_socket_unreadable_in_ipip_mode():
 # --- the catalogue and the helpers -----------------------------------------------------------
 
 def test_finding_validates_id_and_severity():
-    assert fd.finding("RT001", "info", "n1", "s", {}, "r", peer="n2") == {
+    assert _contract.finding("RT001", "info", "n1", "s", {}, "r", peer="n2") == {
         "id": "RT001", "severity": "info", "host": "n1", "peer": "n2", "summary": "s", "evidence": {}, "remedy": "r"}
     with pytest.raises(ValueError, match="unknown finding id"):
-        fd.finding("XX999", "info", "n1", "s", {}, "r")
+        _contract.finding("XX999", "info", "n1", "s", {}, "r")
     with pytest.raises(ValueError, match="unknown severity"):
-        fd.finding("RT001", "error", "n1", "s", {}, "r")
+        _contract.finding("RT001", "error", "n1", "s", {}, "r")
 
 
 def test_sort_and_worst():
-    found = [fd.finding("SYS001", "info", "b", "", {}, ""), fd.finding("NM001", "critical", "b", "", {}, ""),
-             fd.finding("AD001", "critical", "a", "", {}, ""), fd.finding("BGP001", "warning", "a", "", {}, "")]
-    assert [(f["id"], f["host"]) for f in fd.sort_findings(found)] == [
+    new = _contract.finding
+    found = [new("SYS001", "info", "b", "", {}, ""), new("NM001", "critical", "b", "", {}, ""),
+             new("AD001", "critical", "a", "", {}, ""), new("BGP001", "warning", "a", "", {}, "")]
+    assert [(f["id"], f["host"]) for f in _contract.sort_findings(found)] == [
         ("AD001", "a"), ("NM001", "b"), ("BGP001", "a"), ("SYS001", "b")]
-    assert fd.worst_severity(found) == "critical"
-    assert fd.worst_severity(found[:1]) == "info" and fd.worst_severity([]) is None
+    assert _contract.worst_severity(found) == "critical"
+    assert _contract.worst_severity(found[:1]) == "info" and _contract.worst_severity([]) is None
 
 
 def test_catalogue_documents_every_id():
-    for fid, entry in fd.CATALOGUE.items():
+    for fid, entry in _catalogue.CATALOGUE.items():
         assert set(entry) == {"title", "seed", "scope", "fix"}, fid
         assert entry["title"] and entry["fix"] and entry["scope"] in ("node", "fleet", "both")
     for fid in ("NM001", "AD001", "AD002", "RT001", "RT002", "SRC001", "SYS001", "HOST001", "BGP001", "PATH001"):
-        assert fid in fd.CATALOGUE
+        assert fid in _catalogue.CATALOGUE
 
 
 def test_rules_do_not_mutate_the_fact():

@@ -4,9 +4,16 @@ planning and the ip-route-style diff, on seed 001's fleet and small hand-made ta
 import copy
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _routes
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract, _routes
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
-from fleet_fixtures import BIRD, BOOT, healthy, route, seed_case1, seed_fleet
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import (
+    BIRD,
+    BOOT,
+    healthy,
+    route,
+    seed_case1,
+    seed_fleet,
+)
 
 KERNEL, STATIC, FELIX = 2, 4, 80
 CALICO = _routes.parse_protocols(_routes.DEFAULT_PROTOCOLS)
@@ -42,7 +49,7 @@ def test_boot_routes_are_calicos_only_on_its_tunnel_devices(protocol, dev, mine)
 # --- the expected map -----------------------------------------------------------------------------
 
 def seed_map():
-    return _fleet.expected_map(seed_fleet())
+    return _contract.expected_map(seed_fleet())
 
 
 def test_a_map_from_expected_map_is_valid_and_gets_its_prefixlens():
@@ -51,7 +58,7 @@ def test_a_map_from_expected_map_is_valid_and_gets_its_prefixlens():
     del expected["prefixlens"]
     assert _routes.check_map(expected, "node3")["prefixlens"] == [26]
     for mode in ("ipip", "vxlan", "bgp"):
-        _routes.check_map(_fleet.expected_map(healthy(mode)), "node1")
+        _routes.check_map(_contract.expected_map(healthy(mode)), "node1")
 
 
 def edited(change):
@@ -104,7 +111,7 @@ def drift_of(facts, host, edit=None):
     routes = all_routes(facts[host])
     if edit:
         edit(routes)
-    return _fleet.route_drift(routes, _fleet.expected_map(facts), host), routes
+    return _contract.route_drift(routes, _contract.expected_map(facts), host), routes
 
 
 def test_seed_case1_is_replaced_in_place_as_bird_would_write_it():
@@ -216,7 +223,7 @@ def seed_node4(extra_routes=(), extra_links=()):
     snapshot = {"links": [{k: v for k, v in lk.items() if k != "addresses"} for lk in lks],
                 "addresses": [{**a, "index": lk["index"]} for lk in lks for a in lk["addresses"]],
                 "routes": [*all_routes(fact), *extra_routes]}
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     return snapshot, expected
 
 
@@ -315,7 +322,7 @@ def test_the_calico_ip_must_be_local_and_the_gateway_on_its_interface():
 
 def test_many_peers_in_one_network_are_one_route_with_a_bounded_list():
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     for n in range(60):
         expected["nodes"][f"extra{n:02d}"] = {"ip": f"192.168.0.{n + 1}", "tunnel_address": None, "blocks": []}
     snapshot, _expected = seed_node4()

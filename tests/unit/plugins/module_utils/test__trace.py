@@ -10,6 +10,7 @@ import copy
 
 import pytest
 from ansible_collections.netdoctor.calico.plugins.module_utils import _trace
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _trace_judge as judge
 from ansible_collections.netdoctor.calico.tests.unit import iptext
 from ansible_collections.netdoctor.calico.tests.unit.fixtures import seeds
 from ansible_collections.netdoctor.calico.tests.unit.fixtures.nodes import VXLAN_ADDR, VXLAN_FDB, VXLAN_NEIGH
@@ -89,7 +90,7 @@ def failing(result):
 def test_seed003_healthy_every_step_passes_with_the_seeds_evidence():
     ha, hb = seed003()
     assert ha["owns"] == [POD_A] and hb["owns"] == [POD_B]
-    result = _trace.trace(ha, hb, POD_A, POD_B)
+    result = judge.trace(ha, hb, POD_A, POD_B)
     assert failing(result) == [] and result["first_failure"] is None and result["finding"] is None
     steps = {s["n"]: s for s in result["steps"]}
     assert [steps[n]["direction"] for n in range(1, 9)] == ["send"] * 4 + ["reply"] * 4
@@ -108,32 +109,32 @@ def test_seed003_healthy_every_step_passes_with_the_seeds_evidence():
     assert steps[4]["evidence"]["workload_route"] == seeds.SEED003_B_WORKLOAD_ROUTE
     assert result["probe"]["send"] == {"node": "dev-slave-107", "from": POD_A, "to": POD_B, "ran": True, "ok": True,
                                        "attempts": 1}
-    assert _trace.render(result)[-1] == "all 8 steps pass"
+    assert judge.render(result)[-1] == "all 8 steps pass"
 
 
 def test_seed003_pod_gateway_resolving_to_another_mac_fails_step_1():
     pod_a = iptext.snapshot(seeds.SEED003_A_POD_ADDR, seeds.SEED003_POD_ROUTES,
                             "169.254.1.1 dev eth0 lladdr 02:42:ac:11:00:02 REACHABLE\n")
-    result = _trace.trace(*seed003(pod_a=pod_a), POD_A, POD_B)
+    result = judge.trace(*seed003(pod_a=pod_a), POD_A, POD_B)
     assert failing(result) == [1]
     assert result["first_failure"]["evidence"]["problems"] == [
         "the pod resolved 169.254.1.1 to 02:42:ac:11:00:02, not cali69de609d5af's MAC ea:88:97:5f:06:d9"]
 
 
 def test_proxy_arp_off_is_step_1_on_the_source_node_and_step_5_on_the_destination():
-    result = _trace.trace(*seed003(a_sysctl=lambda s: sysctls(s, **{"cali69de609d5af.proxy_arp": 0})), POD_A, POD_B)
+    result = judge.trace(*seed003(a_sysctl=lambda s: sysctls(s, **{"cali69de609d5af.proxy_arp": 0})), POD_A, POD_B)
     assert failing(result) == [1]
     first = result["first_failure"]
     assert first["node"] == "dev-slave-107" and "proxy_arp=0 on cali69de609d5af" in first["evidence"]["problems"][0]
     assert first["remedy"].startswith("`sysctl -w net.ipv4.conf.cali69de609d5af.proxy_arp=1` on dev-slave-107")
     # Pod B gets the request (the node reaches it by its permanent neighbour entry) but cannot
     # resolve its gateway to answer: the reply's first step.
-    result = _trace.trace(*seed003(b_sysctl=lambda s: sysctls(s, **{"calie664becc2fd.proxy_arp": 0})), POD_A, POD_B)
+    result = judge.trace(*seed003(b_sysctl=lambda s: sysctls(s, **{"calie664becc2fd.proxy_arp": 0})), POD_A, POD_B)
     assert failing(result) == [5] and result["first_failure"]["node"] == "dev-slave-140"
 
 
 def test_ip_forward_off_on_the_source_stops_proxy_arp_and_forwarding():
-    result = _trace.trace(*seed003(a_sysctl=lambda s: {**sysctls(s), "net.ipv4.ip_forward": 0}), POD_A, POD_B)
+    result = judge.trace(*seed003(a_sysctl=lambda s: {**sysctls(s), "net.ipv4.ip_forward": 0}), POD_A, POD_B)
     # The kernel proxies ARP only on interfaces that forward: the packet never leaves pod A.
     assert failing(result) == [1, 2, 8]
     assert result["first_failure"]["evidence"]["problems"][0].startswith(
@@ -142,11 +143,11 @@ def test_ip_forward_off_on_the_source_stops_proxy_arp_and_forwarding():
 
 
 def test_ip_forward_off_on_the_destination_is_step_4():
-    result = _trace.trace(*seed003(b_sysctl=lambda s: {**sysctls(s), "net.ipv4.ip_forward": 0}), POD_A, POD_B)
+    result = judge.trace(*seed003(b_sysctl=lambda s: {**sysctls(s), "net.ipv4.ip_forward": 0}), POD_A, POD_B)
     assert failing(result) == [4, 5, 6]
     assert result["first_failure"]["evidence"]["problems"] == [
         "net.ipv4.ip_forward=0 on dev-slave-140: it forwards no pod traffic"]
-    result = _trace.trace(*seed003(b_sysctl=lambda s: sysctls(s, **{"eth0.forwarding": 0})), POD_A, POD_B)
+    result = judge.trace(*seed003(b_sysctl=lambda s: sysctls(s, **{"eth0.forwarding": 0})), POD_A, POD_B)
     assert failing(result)[0] == 4
     assert "net.ipv4.conf.eth0.forwarding=0" in result["first_failure"]["evidence"]["problems"][0]
 
@@ -154,7 +155,7 @@ def test_ip_forward_off_on_the_destination_is_step_4():
 def test_missing_remote_block_route_is_step_2_falling_through_to_the_default_route():
     node_a, _b = seeds.seed003_nodes()
     node_a["routes"] = [r for r in node_a["routes"] if r["dst"] != "192.168.60.128/26"]
-    result = _trace.trace(*seed003(a=node_a, probe_ok=False), POD_A, POD_B)
+    result = judge.trace(*seed003(a=node_a, probe_ok=False), POD_A, POD_B)
     assert failing(result) == [2, 3]
     first = result["first_failure"]
     assert first["evidence"]["problems"] == [
@@ -168,7 +169,7 @@ def test_missing_remote_block_route_is_step_2_falling_through_to_the_default_rou
 def test_a_next_hop_that_does_not_answer_fails_step_2():
     node_a, _b = seeds.seed003_nodes()
     node_a["neighbours"] = iptext.parse_ip_neigh("10.39.0.140 dev eth0  FAILED\n", node_a["links"])
-    result = _trace.trace(*seed003(a=node_a, probe_ok=False), POD_A, POD_B)
+    result = judge.trace(*seed003(a=node_a, probe_ok=False), POD_A, POD_B)
     assert failing(result) == [2]
     assert result["first_failure"]["evidence"]["problems"] == [
         "10.39.0.140 does not answer ARP on eth0 (failed): dev-slave-107 cannot reach 10.39.0.140, "
@@ -180,7 +181,7 @@ def test_a_down_veth_on_the_destination_is_step_4():
     _a, node_b = seeds.seed003_nodes()
     veth = next(link for link in node_b["links"] if link["name"] == "calie664becc2fd")
     veth["operstate"] = "LOWERLAYERDOWN"
-    result = _trace.trace(*seed003(b=node_b), POD_A, POD_B)
+    result = judge.trace(*seed003(b=node_b), POD_A, POD_B)
     assert failing(result) == [4, 5]
     assert result["first_failure"]["evidence"]["problems"] == [
         "calie664becc2fd on dev-slave-140 is LOWERLAYERDOWN (its peer, the pod's eth0, is down)"]
@@ -191,26 +192,26 @@ def test_a_missing_workload_route_fails_steps_1_and_8_and_the_node_still_owns_th
     node_a["routes"] = [r for r in node_a["routes"] if r["dst"] != "192.168.8.42/32"]
     ha, hb = seed003(a=node_a)
     assert ha["owns"] == [POD_A] and ha["pods"][POD_A]["route"] is None
-    result = _trace.trace(ha, hb, POD_A, POD_B)
+    result = judge.trace(ha, hb, POD_A, POD_B)
     assert failing(result) == [1, 8]
     assert result["first_failure"]["evidence"]["problems"][0] == (
         "dev-slave-107 has no workload route `192.168.8.42 dev cali* scope link`")
 
 
 def test_a_failing_step_with_an_answered_probe_is_a_warning():
-    result = _trace.trace(*seed003(a_sysctl=lambda s: sysctls(s, **{"cali69de609d5af.proxy_arp": 0})), POD_A, POD_B)
+    result = judge.trace(*seed003(a_sysctl=lambda s: sysctls(s, **{"cali69de609d5af.proxy_arp": 0})), POD_A, POD_B)
     assert result["finding"]["severity"] == "warning"
     assert result["finding"]["summary"].endswith("(the probe still got a reply: this breaks once caches expire or "
                                                  "routes are re-read)")
 
 
 def test_every_step_passing_but_no_reply_points_at_what_the_trace_does_not_read():
-    result = _trace.trace(*seed003(probe_ok=False), POD_A, POD_B)
+    result = judge.trace(*seed003(probe_ok=False), POD_A, POD_B)
     assert result["first_failure"] is None
     finding = result["finding"]
     assert finding["severity"] == "critical" and "every step passes" in finding["summary"]
     assert "iptables" in finding["remedy"]
-    assert _trace.render(result)[-1] == finding["summary"]
+    assert judge.render(result)[-1] == finding["summary"]
 
 
 def test_without_the_pod_namespace_the_pod_side_is_skipped_not_faked():
@@ -219,13 +220,13 @@ def test_without_the_pod_namespace_the_pod_side_is_skipped_not_faked():
     ha = half("a", node_a, POD_A, POD_B, node_ip="10.39.0.107",
               pods={POD_A: {"netns": None, "note": note, "snapshot": None, "lookup": None, "probe": None}})
     hb = half("b", node_b, POD_A, POD_B, node_ip="10.39.0.140")
-    result = _trace.trace(ha, hb, POD_A, POD_B)
+    result = judge.trace(ha, hb, POD_A, POD_B)
     assert failing(result) == []
     assert result["steps"][0]["evidence"]["pod_side"] == f"not read: {note}"
     assert result["probe"]["send"] == {"node": "a", "from": POD_A, "to": POD_B, "ran": False, "ok": None,
                                        "note": note}
     assert result["finding"] is None
-    assert _trace.render(result)[-3] == f"probe {POD_A} -> {POD_B} on a: not run ({note})"
+    assert judge.render(result)[-3] == f"probe {POD_A} -> {POD_B} on a: not run ({note})"
 
 
 # --- seed 001 --------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ def test_seed001_case1_stale_next_hop_is_step_2_and_the_fixed_route_passes():
     src, dst = "10.122.127.129", "10.122.17.65"      # node3's pod -> node1's pod
     node1 = half("az3-k8s-10", seed001_node1(), src, dst, node_ip="192.168.3.110")
     node3 = half("az3-k8s-13", seeds.node3(stale=True), src, dst, node_ip="192.168.3.112")
-    result = _trace.trace(node3, node1, src, dst)
+    result = judge.trace(node3, node1, src, dst)
     assert result["mode"] == "ipip"
     assert failing(result) == [2, 3]
     first = result["first_failure"]
@@ -276,7 +277,7 @@ def test_seed001_case1_stale_next_hop_is_step_2_and_the_fixed_route_passes():
         "az3-k8s-10 does not receive it: az3-k8s-13 sends it to 10.122.127.128, which is not az3-k8s-10's"]
 
     node3 = half("az3-k8s-13", seeds.node3(stale=False), src, dst, node_ip="192.168.3.112")
-    result = _trace.trace(node3, node1, src, dst)
+    result = judge.trace(node3, node1, src, dst)
     assert failing(result) == []
     assert result["steps"][1]["evidence"]["routes"][0] == seeds.NODE3_FIXED_ROUTE
 
@@ -286,7 +287,7 @@ def test_seed001_case2_outer_source_the_peer_drops_is_step_3(fixed, failed):
     src, dst = "10.122.157.129", "10.122.124.129"    # node4's pod -> node2's pod
     node4 = half("az3-k8s-14", seeds.node4(fixed=fixed), src, dst, node_ip="192.168.3.113")
     node2 = half("az3-k8s-11", seed001_node2(), src, dst, node_ip="192.168.0.111")
-    result = _trace.trace(node4, node2, src, dst)
+    result = judge.trace(node4, node2, src, dst)
     assert failing(result) == failed
     three = result["steps"][2]
     if fixed:
@@ -299,7 +300,7 @@ def test_seed001_case2_outer_source_the_peer_drops_is_step_3(fixed, failed):
         "them"]
     assert "src 192.168.3.113" in three["remedy"] and "SRC001" in three["remedy"]
     # The reply direction is the same path backwards: step 7 names the same drop.
-    reverse = _trace.trace(node2, node4, dst, src)
+    reverse = judge.trace(node2, node4, dst, src)
     assert failing(reverse) == [7]
 
 
@@ -307,7 +308,7 @@ def test_registered_ip_differing_from_the_intended_one_is_quoted():
     src, dst = "10.122.127.129", "10.122.17.65"
     node1 = half("az3-k8s-10", seed001_node1(), src, dst, node_ip="192.168.3.110", intended_ip="192.168.0.110")
     node3 = half("az3-k8s-13", seeds.node3(stale=False), src, dst, node_ip="192.168.3.112")
-    two = _trace.trace(node3, node1, src, dst)["steps"][1]
+    two = judge.trace(node3, node1, src, dst)["steps"][1]
     assert two["ok"]
     assert two["evidence"]["peer_registered_ip"] == (
         "az3-k8s-10 registered 192.168.3.110 (bird_router_id), its intended IP is 192.168.0.110 (AD001)")
@@ -360,7 +361,7 @@ blackhole 198.18.1.0/26 proto 80
 def test_vxlan_path_follows_the_vtep_neighbour_and_fdb():
     h1, h2, src, dst = vxlan_pair()
     assert h1["vxlan"] == {"device": "vxlan.calico", "local": "192.0.2.11", "mac": "66:11:22:33:44:55"}
-    result = _trace.trace(h1, h2, src, dst)
+    result = judge.trace(h1, h2, src, dst)
     assert failing(result) == []
     two, three = result["steps"][1]["evidence"], result["steps"][2]["evidence"]
     assert two["tunnel_neighbour"] == "198.18.2.0 dev vxlan.calico lladdr 66:aa:bb:cc:dd:02 PERMANENT"
@@ -371,7 +372,7 @@ def test_vxlan_path_follows_the_vtep_neighbour_and_fdb():
 
 def test_vxlan_fdb_pointing_elsewhere_is_step_2():
     h1, h2, src, dst = vxlan_pair(fdb="66:aa:bb:cc:dd:02 dev vxlan.calico dst 192.0.2.99 self permanent\n")
-    result = _trace.trace(h1, h2, src, dst)
+    result = judge.trace(h1, h2, src, dst)
     assert failing(result)[0] == 2
     assert result["first_failure"]["evidence"]["problems"][0] == (
         "the FDB sends node2's VTEP traffic to 192.0.2.99, which is not node2's")
@@ -411,10 +412,10 @@ blackhole 198.18.2.0/26 proto bird
 198.51.100.0/24 dev eth1 proto kernel scope link src 198.51.100.12
 """)
     h1 = half("node1", node1, src, dst, node_ip="192.0.2.11")
-    loose = _trace.trace(h1, half("node2", node2, src, dst, node_ip="192.0.2.12"), src, dst)
+    loose = judge.trace(h1, half("node2", node2, src, dst, node_ip="192.0.2.12"), src, dst)
     assert 3 not in failing(loose)
     h2 = half("node2", node2, src, dst, node_ip="192.0.2.12", sysctl=sysctls(node2, **{"all.rp_filter": 1}))
-    three = _trace.trace(h1, h2, src, dst)["steps"][2]
+    three = judge.trace(h1, h2, src, dst)["steps"][2]
     assert not three["ok"]
     assert three["evidence"]["problems"] == [
         "strict rp_filter on node2's eth0 drops packets from 198.18.1.2: its route back leaves by eth1"]
@@ -433,7 +434,7 @@ blackhole 198.18.1.0/26 proto 80
 """)
     h = half("node1", snap, "198.18.1.2", "198.18.1.3", node_ip="192.0.2.11")
     assert h["owns"] == ["198.18.1.2", "198.18.1.3"]
-    result = _trace.combine({"node1": {"changed": False, "trace": h}}, "198.18.1.2", "198.18.1.3")
+    result = judge.combine({"node1": {"changed": False, "trace": h}}, "198.18.1.2", "198.18.1.3")
     assert failing(result) == []
     assert result["steps"][2]["evidence"]["same_node"] == "both pods are on node1: no packet crosses the network"
     assert result["src_node"] == result["dst_node"] == "node1"
@@ -452,11 +453,11 @@ blackhole 2001:db8:1::/122 proto 80
     # An IPv4 ip_forward=0 says nothing about IPv6 forwarding: no step fails on it.
     h = half("node1", snap, src, dst, sysctl={**sysctls(snap), "net.ipv4.ip_forward": 0})
     assert h["owns"] == [src, dst]
-    result = _trace.trace(h, h, src, dst)
+    result = judge.trace(h, h, src, dst)
     assert failing(result) == []
-    assert result["steps"][0]["evidence"]["sysctls"] == _trace.IPV6_SYSCTLS_NOTE
+    assert result["steps"][0]["evidence"]["sysctls"] == judge.IPV6_SYSCTLS_NOTE
     with pytest.raises(ValueError, match="different IP versions"):
-        _trace.combine({"node1": h}, src, "198.18.1.3")
+        judge.combine({"node1": h}, src, "198.18.1.3")
 
 
 # --- the half, the fleet ---------------------------------------------------------------------
@@ -488,7 +489,7 @@ def _results():
 
 
 def test_combine_picks_the_owners_and_renders_the_steps():
-    result = _trace.combine(_results(), POD_A, POD_B)
+    result = judge.combine(_results(), POD_A, POD_B)
     assert (result["src_node"], result["dst_node"]) == ("dev-slave-107", "dev-slave-140")
     assert result["lines"][0] == "pod 192.168.8.42 (dev-slave-107) -> pod 192.168.60.173 (dev-slave-140), mode bgp"
     assert result["lines"][1].startswith("send  1 ok   dev-slave-107: pod 192.168.8.42 hands its packets")
@@ -497,7 +498,7 @@ def test_combine_picks_the_owners_and_renders_the_steps():
 
 def test_combine_names_the_first_failure_in_its_lines():
     ha, hb = seed003(b_sysctl=lambda s: {**sysctls(s), "net.ipv4.ip_forward": 0}, probe_ok=False)
-    result = _trace.combine({"a": ha, "b": hb}, POD_A, POD_B)
+    result = judge.combine({"a": ha, "b": hb}, POD_A, POD_B)
     assert result["lines"][4].startswith("send  4 FAIL b: b delivers to pod 192.168.60.173")
     assert result["lines"][-2] == "first failing step: 4 on b: net.ipv4.ip_forward=0 on b: it forwards no pod traffic"
     assert result["lines"][-1].startswith("remedy: `sysctl -w net.ipv4.ip_forward=1` on b")
@@ -508,16 +509,16 @@ def test_combine_names_the_first_failure_in_its_lines():
 
 def test_combine_errors_are_clear():
     with pytest.raises(ValueError, match=r"^src: 'pod-a' is not an IP address$"):
-        _trace.combine(_results(), "pod-a", POD_B)
+        judge.combine(_results(), "pod-a", POD_B)
     with pytest.raises(ValueError, match="same address"):
-        _trace.combine(_results(), POD_A, " 192.168.8.42")
+        judge.combine(_results(), POD_A, " 192.168.8.42")
     with pytest.raises(ValueError, match=r"no node owns dst 192\.168\.60\.9: none of the 3 node\(s\) that answered .*"
                                          r"No result from: down, skipped\.$"):
-        _trace.combine(_results(), POD_A, "192.168.60.9")
+        judge.combine(_results(), POD_A, "192.168.60.9")
     twice = _results()
     twice["other"] = copy.deepcopy(twice["dev-slave-140"])
     with pytest.raises(ValueError, match=r"dst 192\.168\.60\.173 is claimed by dev-slave-140, other"):
-        _trace.combine(twice, POD_A, POD_B)
+        judge.combine(twice, POD_A, POD_B)
 
 
 # --- small parts -----------------------------------------------------------------------------

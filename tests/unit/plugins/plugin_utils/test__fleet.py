@@ -4,8 +4,9 @@ fleets of facts (seed 001's IPIP cluster, healthy fleets in every mode)."""
 import json
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _fleet
-from fleet_fixtures import (
+from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _catalogue, _contract
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import (
     BIRD,
     BOOT,
     build,
@@ -32,7 +33,7 @@ def all_routes(fact):
 # --- expected map -----------------------------------------------------------------------------
 
 def test_expected_map_ipip_routes_blocks_to_the_owners_registered_ip():
-    expected = _fleet.expected_map(seed_fleet())
+    expected = _contract.expected_map(seed_fleet())
     assert expected["mode"] == "ipip"
     assert expected["complete"] is True
     assert expected["blocks"]["10.122.17.64/26"] == {"owner": "node1", "next_hop": "192.168.3.110",
@@ -50,7 +51,7 @@ def test_expected_map_ipip_routes_blocks_to_the_owners_registered_ip():
 
 
 def test_expected_map_vxlan_routes_via_the_owners_tunnel_address():
-    expected = _fleet.expected_map(healthy("vxlan"))
+    expected = _contract.expected_map(healthy("vxlan"))
     assert expected["mode"] == "vxlan"
     assert expected["blocks"]["198.18.2.0/26"] == {"owner": "node2", "next_hop": "198.18.2.0",
                                                    "device": "vxlan.calico", "onlink": True}
@@ -59,7 +60,7 @@ def test_expected_map_vxlan_routes_via_the_owners_tunnel_address():
 
 
 def test_expected_map_bgp_leaves_the_device_to_the_underlay():
-    expected = _fleet.expected_map(healthy("bgp"))
+    expected = _contract.expected_map(healthy("bgp"))
     assert expected["blocks"]["198.18.3.0/26"] == {"owner": "node3", "next_hop": "192.0.2.13", "device": None,
                                                    "onlink": None}
 
@@ -68,18 +69,18 @@ def test_identity_falls_back_to_the_ip_env_then_the_intended_ip():
     fact = healthy("bgp")["node1"]
     fact["bird"] = {"available": False, "router_id": None, "peers": []}
     fact["identity"]["calico_node"]["env"]["IP"] = "192.0.2.99/24"
-    assert _fleet.node_identity(fact, "192.0.2.11")["ip"] == "192.0.2.99"
-    assert _fleet.node_identity(fact)["ip_source"] == "calico_node_env"
+    assert _contract.node_identity(fact, "192.0.2.11")["ip"] == "192.0.2.99"
+    assert _contract.node_identity(fact)["ip_source"] == "calico_node_env"
     fact["identity"]["calico_node"]["env"]["IP"] = "autodetect"
-    identity = _fleet.node_identity(fact, "192.0.2.11")
+    identity = _contract.node_identity(fact, "192.0.2.11")
     assert (identity["ip"], identity["ip_source"]) == ("192.0.2.11", "intended")
-    assert _fleet.node_identity(fact)["ip"] is None
+    assert _contract.node_identity(fact)["ip"] is None
 
 
 def test_a_host_without_facts_stays_in_the_map_and_makes_it_incomplete():
     facts = seed_fleet()
     facts["node5"] = None
-    expected = _fleet.expected_map(facts, intended_ips={"node5": "192.168.3.114"})
+    expected = _contract.expected_map(facts, intended_ips={"node5": "192.168.3.114"})
     assert expected["complete"] is False
     assert expected["nodes"]["node5"] == {"ip": "192.168.3.114", "ip_source": "intended", "tunnel_address": None,
                                           "vxlan_mac": None, "blocks": [], "facts": False}
@@ -87,7 +88,7 @@ def test_a_host_without_facts_stays_in_the_map_and_makes_it_incomplete():
 
 
 def test_given_pools_replace_the_guess():
-    expected = _fleet.expected_map(seed_fleet(), pools=["10.122.0.0/17"])
+    expected = _contract.expected_map(seed_fleet(), pools=["10.122.0.0/17"])
     assert (expected["pools"], expected["pools_source"]) == (["10.122.0.0/17"], "given")
 
 
@@ -96,8 +97,8 @@ def test_given_pools_replace_the_guess():
 @pytest.mark.parametrize("mode", ["ipip", "vxlan", "bgp"])
 def test_a_healthy_node_has_no_drift(mode):
     facts = healthy(mode)
-    expected = _fleet.expected_map(facts)
-    result = _fleet.route_drift(all_routes(facts["node1"]), expected, "node1")
+    expected = _contract.expected_map(facts)
+    result = _contract.route_drift(all_routes(facts["node1"]), expected, "node1")
     assert result["drift"] == []
     assert (result["checked"], result["ok"]) == (3, 3)
     assert result["actions"] == {"add": [], "replace": [], "delete": []}
@@ -105,8 +106,8 @@ def test_a_healthy_node_has_no_drift(mode):
 
 def test_seed_case1_stale_next_hop_is_drift_with_the_exact_replacement():
     facts = seed_case1()
-    expected = _fleet.expected_map(facts)
-    result = _fleet.route_drift(all_routes(facts["node3"]), expected, "node3")
+    expected = _contract.expected_map(facts)
+    result = _contract.route_drift(all_routes(facts["node3"]), expected, "node3")
     assert result["drift"] == [{
         "kind": "wrong_next_hop", "dst": "10.122.17.64/26", "owner": "node1",
         "have": {"gateway": "10.122.127.128", "dev": "tunl0", "onlink": False, "protocol": BOOT, "type": "unicast"},
@@ -122,9 +123,9 @@ def test_seed_case1_stale_next_hop_is_drift_with_the_exact_replacement():
 
 def test_missing_route_is_added_with_the_protocol_of_the_nodes_calico_routes():
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     routes = [r for r in all_routes(facts["node2"]) if r["dst"] != "10.122.157.128/26"]
-    result = _fleet.route_drift(routes, expected, "node2")
+    result = _contract.route_drift(routes, expected, "node2")
     assert [(d["kind"], d["dst"], d["owner"], d["have"]) for d in result["drift"]] == [
         ("missing", "10.122.157.128/26", "node4", None)]
     assert result["actions"]["add"] == [{"dst": "10.122.157.128/26", "type": "unicast", "gateway": "192.168.3.113",
@@ -133,9 +134,9 @@ def test_missing_route_is_added_with_the_protocol_of_the_nodes_calico_routes():
 
 def test_vxlan_missing_route_is_added_as_felix_does():
     facts = healthy("vxlan")
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     routes = [r for r in all_routes(facts["node1"]) if r["dst"] != "198.18.2.0/26"]
-    add = _fleet.route_drift(routes, expected, "node1")["actions"]["add"]
+    add = _contract.route_drift(routes, expected, "node1")["actions"]["add"]
     assert add == [{"dst": "198.18.2.0/26", "type": "unicast", "gateway": "198.18.2.0", "dev": "vxlan.calico",
                     "onlink": True, "protocol": BOOT}]
 
@@ -148,11 +149,11 @@ def test_vxlan_missing_route_is_added_as_felix_does():
 ])
 def test_wrong_device_and_next_hop(change, kind):
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     routes = all_routes(facts["node4"])
     target = next(r for r in routes if r["dst"] == "10.122.17.64/26")
     target.update(change)
-    result = _fleet.route_drift(routes, expected, "node4")
+    result = _contract.route_drift(routes, expected, "node4")
     assert [(d["kind"], d["dst"], d["owner"]) for d in result["drift"]] == [(kind, "10.122.17.64/26", "node1")]
     assert [r["dst"] for r in result["actions"]["replace"]] == ["10.122.17.64/26"]
 
@@ -161,18 +162,18 @@ def test_orphan_route_to_a_block_nobody_owns_is_deleted_only_with_a_complete_map
     facts = seed_fleet()
     stale = route("10.122.200.0/26", "192.168.3.120", "tunl0", BIRD, onlink=True)
     routes = [*all_routes(facts["node1"]), stale]
-    result = _fleet.route_drift(routes, _fleet.expected_map(facts), "node1")
+    result = _contract.route_drift(routes, _contract.expected_map(facts), "node1")
     assert [(d["kind"], d["dst"], d["owner"]) for d in result["drift"]] == [("orphan", "10.122.200.0/26", None)]
     assert result["actions"]["delete"] == [{"dst": "10.122.200.0/26", "type": "unicast", "gateway": "192.168.3.120",
                                             "dev": "tunl0", "onlink": True, "protocol": BIRD}]
     # node5 did not answer: its blocks are unknown, so a route via an unknown next hop may be to one of them
     # (its own block's route is one of those two now).
     facts["node5"] = None
-    result = _fleet.route_drift(routes, _fleet.expected_map(facts), "node1")
+    result = _contract.route_drift(routes, _contract.expected_map(facts), "node1")
     assert result["drift"] == [] and result["actions"]["delete"] == []
     assert result["unverified"] == 2
     # Knowing node5's address (inventory) does not tell its blocks: the route to them stays unjudged.
-    result = _fleet.route_drift(routes, _fleet.expected_map(facts, {"node5": "192.168.3.114"}), "node1")
+    result = _contract.route_drift(routes, _contract.expected_map(facts, {"node5": "192.168.3.114"}), "node1")
     assert result["drift"] == [] and result["unverified"] == 2
 
 
@@ -180,34 +181,34 @@ def test_orphan_via_a_known_node_is_still_reported_with_an_incomplete_map():
     facts = seed_fleet()
     routes = [*all_routes(facts["node1"]), route("10.122.200.0/26", "192.168.3.112", "tunl0", BIRD, onlink=True)]
     facts["node5"] = None
-    result = _fleet.route_drift(routes, _fleet.expected_map(facts), "node1")
+    result = _contract.route_drift(routes, _contract.expected_map(facts), "node1")
     assert [d["kind"] for d in result["drift"]] == ["orphan"]
     assert result["actions"]["delete"] == []
 
 
 def test_bgp_orphan_off_the_tunnel_needs_to_be_inside_a_pool():
     facts = healthy("bgp")
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     inside = route("198.18.77.0/26", "192.0.2.99", "eth0", BIRD)
     outside = route("203.0.113.0/24", "192.0.2.1", "eth0", BIRD)  # learned from an external BGP peer
-    result = _fleet.route_drift([*all_routes(facts["node1"]), inside, outside], expected, "node1")
+    result = _contract.route_drift([*all_routes(facts["node1"]), inside, outside], expected, "node1")
     assert [(d["kind"], d["dst"]) for d in result["drift"]] == [("orphan", "198.18.77.0/26")]
 
 
 def test_a_calico_route_inside_a_known_block_is_not_an_orphan():
     facts = seed_fleet()
     inside = route("10.122.17.96/27", "192.168.3.110", "tunl0", BIRD, onlink=True)
-    result = _fleet.route_drift([*all_routes(facts["node2"]), inside], _fleet.expected_map(facts), "node2")
+    result = _contract.route_drift([*all_routes(facts["node2"]), inside], _contract.expected_map(facts), "node2")
     assert result["drift"] == []
 
 
 def test_non_calico_routes_are_ignored_unless_they_shadow_a_block():
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     shadow = route("10.122.17.64/28", "192.168.0.1", "eth0", 4)
     unrelated = route("172.17.0.0/16", None, "docker0", 2, scope="link")
     borrowed = route("10.122.17.99/32", "192.168.3.112", "tunl0", BIRD, onlink=True)  # a borrowed pod IP
-    result = _fleet.route_drift([*all_routes(facts["node2"]), shadow, unrelated, borrowed], expected, "node2")
+    result = _contract.route_drift([*all_routes(facts["node2"]), shadow, unrelated, borrowed], expected, "node2")
     assert [(d["kind"], d["dst"], d["owner"], d.get("block")) for d in result["drift"]] == [
         ("shadow", "10.122.17.64/28", "node1", "10.122.17.64/26")]
     assert result["actions"] == {"add": [], "replace": [], "delete": []}
@@ -215,13 +216,13 @@ def test_non_calico_routes_are_ignored_unless_they_shadow_a_block():
 
 def test_the_lowest_metric_route_is_the_one_judged():
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     routes = all_routes(facts["node2"])
     static = route("10.122.17.64/26", "192.168.0.1", "eth0", 4, metric=100)
-    assert _fleet.route_drift([*routes, static], expected, "node2")["drift"] == []
+    assert _contract.route_drift([*routes, static], expected, "node2")["drift"] == []
     bird = next(r for r in routes if r["dst"] == "10.122.17.64/26")
     bird["metric"], static["metric"] = 10, 5
-    drift = _fleet.route_drift([static, *routes], expected, "node2")["drift"]
+    drift = _contract.route_drift([static, *routes], expected, "node2")["drift"]
     assert [(d["kind"], d["have"]["gateway"]) for d in drift] == [("wrong_next_hop", "192.168.0.1")]
 
 
@@ -230,8 +231,8 @@ def test_cross_subnet_accepts_the_unencapsulated_route_to_a_same_subnet_owner():
     routes = all_routes(facts["node4"])
     target = next(r for r in routes if r["dst"] == "10.122.17.64/26")
     target.update(dev="eth1", onlink=False)
-    assert _fleet.route_drift(routes, _fleet.expected_map(facts), "node4")["drift"]
-    assert _fleet.route_drift(routes, _fleet.expected_map(facts, cross_subnet=True), "node4")["drift"] == []
+    assert _contract.route_drift(routes, _contract.expected_map(facts), "node4")["drift"]
+    assert _contract.route_drift(routes, _contract.expected_map(facts, cross_subnet=True), "node4")["drift"] == []
 
 
 def test_bgp_multipath_is_right_when_a_hop_is_the_owner():
@@ -240,14 +241,14 @@ def test_bgp_multipath_is_right_when_a_hop_is_the_owner():
     target = next(r for r in routes if r["dst"] == "198.18.2.0/26")
     target.update(gateway=None, multipath=[{"gateway": "192.0.2.12", "dev": "eth0", "onlink": False, "weight": 1},
                                            {"gateway": "192.0.2.254", "dev": "eth0", "onlink": False, "weight": 1}])
-    assert _fleet.route_drift(routes, _fleet.expected_map(facts), "node1")["drift"] == []
+    assert _contract.route_drift(routes, _contract.expected_map(facts), "node1")["drift"] == []
 
 
 def test_modes_without_main_table_block_routes_are_skipped():
     facts = healthy("bgp")
     for fact in facts.values():
         fact["calico"]["mode"] = "wireguard"
-    result = _fleet.route_drift(all_routes(facts["node1"]), _fleet.expected_map(facts), "node1")
+    result = _contract.route_drift(all_routes(facts["node1"]), _contract.expected_map(facts), "node1")
     assert result["drift"] == [] and "wireguard" in result["skipped"]
 
 
@@ -341,11 +342,11 @@ def test_a_node_that_lost_every_route_gets_one_finding_per_kind():
 
 def test_drift_sent_by_the_nodes_is_used_instead_of_the_facts():
     facts = seed_fleet()
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     routes = all_routes(seed_case1()["node3"])
     for fact in facts.values():
         fact["routes"]["remote_blocks"] = {"count": 4, "by_device": {"tunl0": 4}, "by_protocol": {"bird": 4}}
-    drift = {"node3": _fleet.route_drift(routes, expected, "node3")}
+    drift = {"node3": _contract.route_drift(routes, expected, "node3")}
     assert ids(_fleet.fleet_findings(facts, expected)) == []
     assert ids(_fleet.fleet_findings(facts, expected, drift_by_host=drift)) == [("RT001", "node3", "node1")]
 
@@ -358,10 +359,10 @@ def test_without_drift_the_nodes_own_route_finding_stays():
               for r in facts["node3"]["routes"][key]]
     for fact in facts.values():
         fact["routes"]["remote_blocks"] = {"count": 4, "by_device": {"tunl0": 4}, "by_protocol": {"bird": 4}}
-    expected = _fleet.expected_map(facts)
+    expected = _contract.expected_map(facts)
     alone = _fleet.fleet_findings(facts, expected)
     assert [(f["id"], f["severity"], f["host"], f["peer"]) for f in alone] == [("RT001", "warning", "node3", None)]
-    drift = {"node3": _fleet.route_drift(routes, expected, "node3")}
+    drift = {"node3": _contract.route_drift(routes, expected, "node3")}
     together = _fleet.fleet_findings(facts, expected, drift_by_host=drift)
     assert [(f["id"], f["severity"], f["host"], f["peer"]) for f in together] == [
         ("RT001", "critical", "node3", "node1")]
@@ -415,7 +416,7 @@ def test_ad002_new_nic_changes_the_pick_and_one_method_fits_the_fleet():
     assert method and f"IP_AUTODETECTION_METHOD={method}" in findings[0]["remedy"]
     assert "node_local_remedy" in evidence
     # The recommendation is honest: replayed on every node it picks the registered IP.
-    nodes = _fleet.expected_map(facts)["nodes"]
+    nodes = _contract.expected_map(facts)["nodes"]
     for host, fact in facts.items():
         snap = _autodetect.snapshot_from_fact_links(fact["links"])
         picked = _autodetect.autodetect(snap, method, 4, calico_version="3.30")["address"].split("/")[0]
@@ -513,9 +514,8 @@ def test_docs_findings_md_documents_exactly_the_catalogue():
     import pathlib
     import re
 
-    from ansible_collections.netdoctor.calico.plugins.module_utils import _findings
 
     doc = pathlib.Path(__file__).parents[4] / "docs" / "findings.md"
     headings = re.findall(r"^## (\S+) — ", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    assert sorted(headings) == sorted(_findings.CATALOGUE)
-    assert set(_fleet.CHECKS) == set(_findings.CATALOGUE)
+    assert sorted(headings) == sorted(_catalogue.CATALOGUE)
+    assert set(_fleet.CHECKS) == set(_catalogue.CATALOGUE)

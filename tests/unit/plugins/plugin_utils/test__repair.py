@@ -6,8 +6,8 @@ import copy
 import json
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _repair as rp
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _repair as rp
 
 HOSTS = ["node1", "node2", "node3"]
 

@@ -4,311 +4,35 @@
 
 # PRIVATE to this collection: may change at any time without notice.
 
-"""Fleet cross-checks over the per-node ``calico_node`` facts.
+"""Fleet cross-checks over the per-node ``calico_node`` facts (controller only).
 
-``expected_map`` turns every node's identity and local blocks into the route each block must
-have everywhere else; ``route_drift`` checks one node's kernel routes against that map (it runs
-on the node, so the full tables never travel); ``fleet_findings`` runs the cross-node rules of
-the catalogue (docs/findings.md) and merges the node-local findings.
+The expected map and route drift are the contract both rooms share (``module_utils._contract``);
+``fleet_findings`` runs the cross-node rules of the catalogue (docs/findings.md) over them and
+merges the node-local findings, ``correlate`` folds consequences under their causes.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view, _datastore, _findings
-from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BIRD, BOOT, FELIX, route_text
+from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _catalogue, _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BIRD, route_text
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+    EVIDENCE_LIMIT,
+    REGISTERED_SOURCES,
+    SEVERITIES,
+    address_text,
+    calico_node_env,
+    expected_map,
+    limited,
+    route_drift,
+    sort_findings,
+    worst_severity,
+)
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules
 
-CALICO_TUNNELS = _calico_view.IPIP_DEVICES | _calico_view.VXLAN_DEVICES
-# Route to a remote block per mode (calico_internals §2.3): (owner's field that is the next hop,
-# device, onlink). Native BGP leaves the device to the underlay.
-ROUTE_SHAPE = {"ipip": ("ip", "tunl0", True), "vxlan": ("tunnel_address", "vxlan.calico", True),
-               "bgp": ("ip", None, None)}
-# Protocol for a route that is added because it is missing, when the node has no correct block
-# route to copy it from: BIRD programs IPIP and no-encap routes, Felix VXLAN ones with proto boot.
-DEFAULT_PROTOCOL = {"ipip": BIRD, "bgp": BIRD, "vxlan": BOOT}
-# Pools are not in the facts; without them a stale block route off the tunnel devices is only
-# recognised inside the supernets of Calico's default pool sizes around the known blocks.
-_DERIVED_POOL_PREFIX = {4: 16, 6: 48}
-REGISTERED_SOURCES = ("bird_router_id", "vxlan_local")
 # The JUnit report has one testcase per check per host.
-CHECKS = tuple(_findings.CATALOGUE)
-EVIDENCE_LIMIT = _findings.EVIDENCE_LIMIT
-_limited = _findings._limited
-
-
-# One normaliser for node and peer addresses across the fleet and datastore rules.
-_address = _datastore.address_text
-
-
-def _env(fact):
-    calico_node = (fact.get("identity") or {}).get("calico_node") or {}
-    return calico_node.get("env") or {}
-
-
-def node_identity(fact, intended_ip=None):
-    """The node's Calico IP and where it came from, its tunnel address and VXLAN MAC.
-
-    The registered IP is what the other nodes route to: BIRD's router id (calico-node writes the
-    node IP there) in BGP/IPIP mode, the ``local`` address of vxlan.calico (Felix sets it to the
-    node IP) in VXLAN mode; then calico-node's ``IP`` env when it is an address, then the
-    intended (inventory) IP.
-    """
-    calico = fact.get("calico") or {}
-    vxlan = calico.get("vxlan") or {}
-    registered = [("bird_router_id", (fact.get("bird") or {}).get("router_id")), ("vxlan_local", vxlan.get("local"))]
-    if calico.get("mode") == "vxlan":
-        registered.reverse()
-    sources = [*registered, ("calico_node_env", _env(fact).get("IP")), ("intended", intended_ip)]
-    ip, source = next(((a, s) for s, a in ((s, _address(v)) for s, v in sources) if a), (None, None))
-    return {
-        "ip": ip,
-        "ip_source": source,
-        "tunnel_address": _address((calico.get("tunnel") or {}).get("address")),
-        "vxlan_mac": vxlan.get("mac"),
-    }
-
-
-def _local_blocks(fact):
-    blocks = (fact.get("calico") or {}).get("local_blocks")
-    if blocks is None:
-        blocks = [r.get("dst") for r in (fact.get("routes") or {}).get("local_blocks") or ()]
-    return sorted({b for b in blocks if b})
-
-
-def _want(mode, node):
-    """(next hop, device, onlink) of a route to a block of ``node`` (None: no single owner)."""
-    field, device, onlink = ROUTE_SHAPE.get(mode, (None, None, None))
-    return (node[field] if node and field else None), device, onlink
-
-
-def _derived_pools(blocks):
-    pools = set()
-    for cidr in blocks:
-        net = ipaddress.ip_network(cidr, strict=False)
-        pools.add(str(net.supernet(new_prefix=min(net.prefixlen, _DERIVED_POOL_PREFIX[net.version]))))
-    return sorted(pools)
-
-
-def expected_map(facts_by_host, intended_ips=None, pools=None, cross_subnet=False):
-    """Block -> owner and next hop, plus each node's identity, from every node's facts.
-
-    ``facts_by_host`` maps each host of the fleet to its ``calico_node`` fact, or to None when
-    the host gave no facts (unreachable): such a host stays in ``nodes`` (with its intended IP)
-    so routes towards it are not taken for orphans, and the map is marked incomplete.
-    ``pools`` (IPPool CIDRs) makes orphan detection off the tunnel devices exact;
-    ``cross_subnet`` accepts the unencapsulated same-subnet route of IPIP/VXLAN CrossSubnet.
-    The map is sent to every node, so it stays one small entry per block.
-    """
-    intended_ips = intended_ips or {}
-    nodes, owners, modes = {}, {}, Counter()
-    for host in sorted(facts_by_host):
-        fact = facts_by_host[host]
-        if not isinstance(fact, dict):
-            ip = _address(intended_ips.get(host))
-            nodes[host] = {"ip": ip, "ip_source": "intended" if ip else None, "tunnel_address": None,
-                           "vxlan_mac": None, "blocks": [], "facts": False}
-            continue
-        mode = (fact.get("calico") or {}).get("mode")
-        if mode and mode != "none":
-            modes[mode] += 1
-        node = node_identity(fact, intended_ips.get(host))
-        node["blocks"] = _local_blocks(fact)
-        nodes[host] = node
-        for cidr in node["blocks"]:
-            owners.setdefault(cidr, []).append(host)
-    mode = modes.most_common(1)[0][0] if modes else "none"
-    blocks, conflicts = {}, {}
-    for cidr, claimants in owners.items():
-        owner = claimants[0] if len(claimants) == 1 else None
-        if owner is None:
-            conflicts[cidr] = claimants
-        next_hop, device, onlink = _want(mode, nodes[owner] if owner else None)
-        blocks[cidr] = {"owner": owner, "next_hop": next_hop, "device": device, "onlink": onlink}
-    prefixlens = sorted({int(cidr.rsplit("/", 1)[1]) for cidr in blocks})
-    return {
-        "mode": mode,
-        "modes": dict(modes),
-        "cross_subnet": bool(cross_subnet),
-        "complete": all(isinstance(f, dict) for f in facts_by_host.values()),
-        "pools": sorted(pools) if pools else _derived_pools(blocks),
-        "pools_source": "given" if pools else "derived",
-        "prefixlens": prefixlens,
-        "blocks": blocks,
-        "nodes": nodes,
-        "owners_conflicts": conflicts,
-    }
-
-
-def _have(route):
-    view = {"gateway": route.get("gateway"), "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
-            "protocol": route.get("protocol"), "type": route.get("type", "unicast")}
-    if route.get("metric"):
-        view["metric"] = route["metric"]
-    if route.get("multipath"):
-        view["multipath"] = [{"gateway": h.get("gateway"), "dev": h.get("dev")} for h in route["multipath"]]
-    return view
-
-
-def _calico_owned(route):
-    protocol = route.get("protocol")
-    return protocol in (BIRD, FELIX) or (protocol == BOOT and route.get("dev") in CALICO_TUNNELS)
-
-
-def _owner_protocol(route, mode):
-    """Whether the route carries the protocol of the daemon that owns block routes in ``mode``."""
-    protocol = route.get("protocol")
-    return protocol in (BIRD, FELIX) or (protocol == BOOT and mode == "vxlan")
-
-
-def _judge(route, want, owner_node, cross_subnet):
-    """None when ``route`` is right for a block, else the drift kind."""
-    if route.get("type", "unicast") != "unicast":
-        return "wrong_next_hop"
-    gateways = [h.get("gateway") for h in route["multipath"]] if route.get("multipath") else [route.get("gateway")]
-    # CrossSubnet: a same-subnet owner is reached unencapsulated, via its node IP off the tunnel.
-    if cross_subnet and owner_node and owner_node["ip"] in gateways and route.get("dev") not in CALICO_TUNNELS:
-        return None
-    if want["next_hop"] is not None and want["next_hop"] not in gateways:
-        return "wrong_next_hop"
-    if want["device"] is not None and route.get("dev") != want["device"]:
-        return "wrong_device"
-    if want["onlink"] and not route.get("onlink"):
-        return "wrong_device"
-    return None
-
-
-def route_drift(routes, expected, host):
-    """Compare one node's kernel routes (snapshot route dicts) with the expected map.
-
-    Every block not owned by ``host`` must have a route with the owner's next hop (and the
-    device/onlink of the mode). Returns ``{"host", "mode", "checked", "ok", "counts",
-    "drift": [{"kind", "dst", "have", "want", "owner"}], "actions": {"add", "replace",
-    "delete"}}`` where kind is wrong_next_hop, wrong_device, missing, orphan (a route Calico
-    would own to a block nobody owns) or shadow (a non-Calico route inside someone's block);
-    ``actions`` are the exact routes a repair writes (shadows are left to a person, and orphans
-    are deleted only when the map is complete). One pass over the routes, one over the blocks.
-    """
-    mode = expected.get("mode")
-    result = {"host": host, "mode": mode, "checked": 0, "ok": 0, "unverified": 0, "counts": {}, "drift": [],
-              "actions": {"add": [], "replace": [], "delete": []}}
-    if mode not in ROUTE_SHAPE:
-        result["skipped"] = f"mode {mode!r}: no main-table block routes to check"
-        return result
-    blocks = expected["blocks"]
-    have, rest = {}, []
-    for route in routes:
-        dst = route.get("dst")
-        if dst in blocks:
-            best = have.get(dst)
-            # Several routes to one block: the kernel uses the lowest metric.
-            if best is None or (route.get("metric") or 0) < (best.get("metric") or 0):
-                have[dst] = route
-        else:
-            rest.append(route)
-
-    nodes, cross_subnet = expected["nodes"], expected.get("cross_subnet", False)
-    drift, wrong = [], []
-    protocol_seen, checked = None, 0
-    for dst, route in have.items():
-        want = blocks[dst]
-        owner = want["owner"]
-        if owner == host or owner is None:
-            continue
-        checked += 1
-        kind = _judge(route, want, nodes.get(owner), cross_subnet)
-        if kind is None:
-            if protocol_seen is None and _owner_protocol(route, mode):
-                protocol_seen = route.get("protocol")
-            continue
-        drift.append({"kind": kind, "dst": dst, "have": _have(route), "want": _want_view(want), "owner": owner})
-        wrong.append((dst, route))
-    # Repairs write what the owner of the route would: the protocol of this node's correct
-    # block routes, and a Calico route keeps its own protocol when replaced.
-    protocol = protocol_seen if protocol_seen is not None else DEFAULT_PROTOCOL[mode]
-    replace = [_target(dst, blocks[dst], route.get("protocol") if _owner_protocol(route, mode) else protocol)
-               for dst, route in wrong if blocks[dst]["next_hop"] is not None]
-    add, delete = [], []
-    for dst in blocks.keys() - have.keys():
-        want = blocks[dst]
-        if want["owner"] in (host, None):
-            continue
-        checked += 1
-        drift.append({"kind": "missing", "dst": dst, "have": None, "want": _want_view(want), "owner": want["owner"]})
-        if want["next_hop"] is not None:
-            add.append(_target(dst, want, protocol))
-    outside, unverified = _outside_blocks(rest, expected, host, delete)
-    drift += outside
-    counts = Counter(item["kind"] for item in drift)
-    drift.sort(key=lambda item: (item["kind"], item["dst"]))
-    result.update(checked=checked, ok=checked - counts["wrong_next_hop"] - counts["wrong_device"] - counts["missing"],
-                  counts=dict(counts), unverified=unverified, drift=drift,
-                  actions={"add": sorted(add, key=_dst), "replace": sorted(replace, key=_dst),
-                           "delete": sorted(delete, key=_dst)})
-    return result
-
-
-def _dst(route):
-    return route["dst"]
-
-
-def _want_view(want):
-    return {"gateway": want["next_hop"], "dev": want["device"], "onlink": bool(want["onlink"])}
-
-
-def _target(dst, want, protocol):
-    # dev None (BGP mode): the kernel resolves the gateway on the underlay.
-    return {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
-            "onlink": bool(want["onlink"]), "protocol": protocol}
-
-
-def _enclosing_block(net, expected):
-    """The known block strictly containing ``net``, or None."""
-    for plen in expected.get("prefixlens") or ():
-        if plen < net.prefixlen:
-            block = str(net.supernet(new_prefix=plen))
-            if block in expected["blocks"]:
-                return block
-    return None
-
-
-def _outside_blocks(routes, expected, host, delete):
-    """Orphans (Calico routes to blocks nobody owns) and shadows (non-Calico routes inside a
-    remote block), plus how many Calico routes could not be judged. Only these few routes are
-    parsed: the workload routes are skipped by name."""
-    blocks, nodes, complete = expected["blocks"], expected["nodes"], expected.get("complete")
-    pools = [ipaddress.ip_network(p) for p in expected.get("pools") or ()]
-    # With a node missing from the map its blocks are unknown: a Calico route is only an orphan
-    # for sure when it points at a node whose blocks we know, and which does not own it.
-    known = set() if complete else {a for n in nodes.values() if n.get("facts") is not False
-                                    for a in (n["ip"], n["tunnel_address"]) if a}
-    items, unverified = [], 0
-    for route in routes:
-        dst, dev = route.get("dst"), route.get("dev") or ""
-        if (not dst or dst == "default" or route.get("type", "unicast") != "unicast"
-                or dev.startswith(_calico_view.WORKLOAD_PREFIX)):
-            continue
-        net = ipaddress.ip_network(dst, strict=False)
-        block = _enclosing_block(net, expected)
-        if _calico_owned(route):
-            # Host routes are borrowed pod IPs and tunnel addresses; more specific routes inside a
-            # known block are Calico's too.
-            if block or net.prefixlen == net.max_prefixlen:
-                continue
-            if dev in CALICO_TUNNELS or any(net.subnet_of(p) for p in pools if p.version == net.version):
-                if not complete and route.get("gateway") not in known:
-                    unverified += 1
-                    continue
-                items.append({"kind": "orphan", "dst": dst, "have": _have(route), "want": None, "owner": None})
-                if complete:
-                    delete.append({"dst": dst, "type": "unicast", "gateway": route.get("gateway"),
-                                   "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
-                                   "protocol": route.get("protocol")})
-        elif block and blocks[block]["owner"] not in (host, None):
-            items.append({"kind": "shadow", "dst": dst, "have": _have(route), "want": _want_view(blocks[block]),
-                          "owner": blocks[block]["owner"], "block": block})
-    return items, unverified
+CHECKS = tuple(_catalogue.CATALOGUE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +47,7 @@ class _Fleet:
         self.expected = expected
         self.nodes = expected["nodes"]
         self.mode = expected["mode"]
-        self.intended = {h: _address(ip) for h, ip in (intended_ips or {}).items()}
+        self.intended = {h: address_text(ip) for h, ip in (intended_ips or {}).items()}
         self.by_ip = {}
         for host, node in self.nodes.items():
             if node["ip"]:
@@ -389,7 +113,7 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     # A node-local rule already said it: keep the node's finding, drop the fleet's repeat.
     said = {(f.get("id"), f.get("host"), f.get("peer")) for f in local}
     out += local + [f for f in derived if (f["id"], f["host"], f.get("peer")) not in said]
-    return _findings.sort_findings(correlate(out, fleet, drift_by_host))
+    return sort_findings(correlate(out, fleet, drift_by_host))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +128,7 @@ def _misregistered(fleet, findings):
     for host in ad001 & set(fleet.facts):
         node = fleet.nodes.get(host) or {}
         auto = fleet.facts[host].get("autodetection") or {}
-        intended = fleet.intended.get(host) or _address(auto.get("intended"))
+        intended = fleet.intended.get(host) or address_text(auto.get("intended"))
         if node.get("ip_source") in REGISTERED_SOURCES and intended and node.get("ip") != intended:
             out[host] = {"registered": node["ip"], "intended": intended}
     return out
@@ -497,10 +221,10 @@ def correlate(findings, fleet, drift_by_host=None):
         mine = consequences.get(id(f))
         if not mine:
             continue
-        worst = _findings.worst_severity([f, *mine])
+        worst = worst_severity([f, *mine])
         out[i] = {**f, "severity": worst,
                   "evidence": {**(f.get("evidence") or {}), "consequence_count": len(mine),
-                               "consequences": _limited(
+                               "consequences": limited(
                                    f"{c['id']} {c['host']}{' -> ' + c['peer'] if c.get('peer') else ''}: "
                                    f"{c['summary']}" for c in mine)}}
     return out
@@ -559,8 +283,8 @@ def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreac
             "ip_source": node.get("ip_source"),
             "mode": ((fact or {}).get("calico") or {}).get("mode"),
             "blocks": len(node.get("blocks") or ()),
-            "worst": _findings.worst_severity(mine),
-            "counts": {s: counts.get(s, 0) for s in _findings.SEVERITIES},
+            "worst": worst_severity(mine),
+            "counts": {s: counts.get(s, 0) for s in SEVERITIES},
             "ids": sorted({f.get("id") for f in mine}),
             "routes": ({"checked": drift.get("checked"), "ok": drift.get("ok"), **(drift.get("counts") or {})}
                        if drift else None),
@@ -582,7 +306,7 @@ def audit(facts_by_host, *, intended_ips=None, drift_by_host=None, unreachable=N
     drift = collect_drift(facts_by_host, expected, drift_by_host)
     findings = fleet_findings(facts_by_host, expected, drift, unreachable, intended_ips)
     if datastore is not None:
-        findings = _findings.sort_findings(findings + _datastore.datastore_findings(datastore, expected, facts_by_host))
+        findings = sort_findings(findings + _datastore_rules.datastore_findings(datastore, expected, facts_by_host))
     hosts = host_summaries(facts_by_host, expected, findings, drift, unreachable)
     return expected, findings, hosts
 
@@ -598,7 +322,7 @@ def _full_routes(fact):
 
 def _unreachable(host, reason, fleet):
     node = fleet.nodes.get(host) or {}
-    return _findings.finding(
+    return _contract.finding(
         "UNREACH", "warning", host,
         f"{host} gave no facts ({reason or 'failed or unreachable'}): it was not audited",
         {"reason": reason, "ip": node.get("ip"), "ip_source": node.get("ip_source")},
@@ -617,7 +341,7 @@ def _duplicates(fleet):
         for address, hosts in sorted(holders.items()):
             if len(hosts) < 2:
                 continue
-            out.append(_findings.finding(
+            out.append(_contract.finding(
                 "DUP001", "critical", hosts[0],
                 f"{len(hosts)} nodes share the {what} {address}: {', '.join(hosts)}",
                 {"field": field, "address": address, "hosts": hosts,
@@ -649,7 +373,7 @@ def _mtu(fleet):
             continue
         common = counts.most_common(1)[0][0]
         for host in sorted(h for h, mtu in mtus.items() if mtu != common):
-            out.append(_findings.finding(
+            out.append(_contract.finding(
                 "MTU001", "warning", host,
                 f"{device} MTU on {host} is {mtus[host]}, the rest of the fleet mostly uses {common}",
                 {"device": device, "mtu": mtus[host], "fleet_mtus": {str(k): v for k, v in counts.most_common()}},
@@ -663,7 +387,7 @@ def _mtu(fleet):
 def _double_owned(fleet):
     out = []
     for cidr, hosts in sorted(fleet.expected["owners_conflicts"].items()):
-        out.append(_findings.finding(
+        out.append(_contract.finding(
             "RT002", "critical", hosts[0],
             f"block {cidr} is claimed by {len(hosts)} nodes: {', '.join(hosts)}",
             {"kind": "double_owned", "block": cidr, "claimants": hosts,
@@ -727,13 +451,13 @@ def _route_finding(host, kind, items, fleet, targets):
     wants = [targets.get(i["dst"]) or {"dst": i["dst"], **i["want"]} for i in items if i.get("want")]
     next_hops = sorted({r["gateway"] for r in haves if r.get("gateway")})
     named = {gw: fleet.describe(gw, host) for gw in next_hops if fleet.describe(gw, host)}
-    evidence = {"kind": kind, "count": len(items), "routes": _limited(route_text(r) for r in haves),
-                "expected": _limited(route_text({**r, "protocol": None}) for r in wants)}
+    evidence = {"kind": kind, "count": len(items), "routes": limited(route_text(r) for r in haves),
+                "expected": limited(route_text({**r, "protocol": None}) for r in wants)}
     if owner:
         node = fleet.nodes.get(owner) or {}
         evidence.update(owner=owner, owner_ip=node.get("ip"), owner_ip_source=node.get("ip_source"))
     elif owners:
-        evidence["owners"] = _limited(owners)
+        evidence["owners"] = limited(owners)
     if named:
         evidence["next_hops"] = named
     blocks = _plural(len(items), "block") + (f" of {owner}" if owner else "")
@@ -755,7 +479,7 @@ def _route_finding(host, kind, items, fleet, targets):
                   "the wrong node IP.")
     elif kind == "shadow":
         summary = f"{host} has {_plural(len(items), 'non-Calico route')} inside {blocks}: {route_text(haves[0])}"
-        evidence["blocks"] = _limited(sorted({i["block"] for i in items}))
+        evidence["blocks"] = limited(sorted({i["block"] for i in items}))
         remedy = (f"A more specific route overrides part of {first['block']} on {host}. Remove it if it is not "
                   f"intended ({_commands('del', haves)}) and fix whatever adds it (NetworkManager, a static route "
                   "file); netdoctor never deletes routes Calico does not own.")
@@ -771,7 +495,7 @@ def _route_finding(host, kind, items, fleet, targets):
                   f"outlive it). Delete them on {host}: {_commands('del', haves)} (netdoctor.calico.calico_routes "
                   "deletes them when every node answered the audit), and decommission stale Node resources "
                   "(`calicoctl delete node <name>`).")
-    return _findings.finding(fid, severity, host, summary, evidence, remedy, peer=owner)
+    return _contract.finding(fid, severity, host, summary, evidence, remedy, peer=owner)
 
 
 def _lookup_text(peer_ip, lookup):
@@ -827,11 +551,11 @@ def _source_findings(host, fleet):
                       f"strict rp_filter on either side they are dropped. Route the peers' network via {own_dev} "
                       f"(`ip route replace <peer network> via <gateway on {own_dev}> dev {own_dev} src {own}`, "
                       "persisted in the network config), or set rp_filter to loose (2) on both nodes (SYS001).")
-        out.append(_findings.finding(
+        out.append(_contract.finding(
             "SRC001", severity, host, summary,
             {"calico_ip": own, "calico_ip_source": node["ip_source"], "calico_interface": own_dev, "mode": mode,
              "source": src, "device": dev,
-             "route_get": _limited(_lookup_text(ip, lookups[ip]) for ip in peer_ips),
+             "route_get": limited(_lookup_text(ip, lookups[ip]) for ip in peer_ips),
              "peers": dict(list(peers.items())[:EVIDENCE_LIMIT]), "count": len(peer_ips)},
             remedy, peer=peer,
         ))
@@ -854,12 +578,12 @@ def _mesh_peer_findings(host, fleet):
             continue
         state = " ".join(str(v) for v in (peer.get("state"), peer.get("info")) if v)
         known = f" ({fleet.describe(address, host)}, registered as {fleet.nodes[holder]['ip']})" if holder else ""
-        out.append(_findings.finding(
+        out.append(_contract.finding(
             "BGP001", "warning", host,
             f"{host} has a mesh BGP peer {address}{known} that is no node's Calico IP ({state})",
             {"peer": {k: peer.get(k) for k in ("name", "address", "type", "state", "since", "info")},
              "peer_address_holder": fleet.describe(address, host),
-             "node_ips": _limited(f"{h} {n['ip']}" for h, n in sorted(fleet.nodes.items()) if n["ip"])},
+             "node_ips": limited(f"{h} {n['ip']}" for h, n in sorted(fleet.nodes.items()) if n["ip"])},
             f"The mesh is built from the registered node IPs, so {address} was registered by a node once: "
             + (f"{holder}'s calico-node now registers another address (AD001/AD002); pin one autodetection "
                "method for the fleet." if holder else
@@ -873,7 +597,6 @@ def _mesh_peer_findings(host, fleet):
 def recommendation(fleet_or_facts, targets):
     """One IP_AUTODETECTION_METHOD for the whole fleet, replayed on every node's links
     (``_autodetect.recommend_method``); ``targets``: host -> the address it must pick."""
-    from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect  # noqa: PLC0415
 
     nodes = []
     for host, target in sorted(targets.items()):
@@ -896,17 +619,17 @@ def _autodetect_findings(fleet, local):
     for host in sorted(fleet.facts):
         fact, node = fleet.facts[host], fleet.nodes[host]
         auto = fact.get("autodetection") or {}
-        intended = fleet.intended.get(host) or _address(auto.get("intended"))
+        intended = fleet.intended.get(host) or address_text(auto.get("intended"))
         registered = node["ip"] if node["ip_source"] in REGISTERED_SOURCES else None
         if intended or registered:
             targets[host] = intended or registered
-        ip_env = _env(fact).get("IP")
-        if _address(ip_env) or ip_env == "none":
+        ip_env = calico_node_env(fact).get("IP")
+        if address_text(ip_env) or ip_env == "none":
             continue  # IP=<address> or IP=none: calico-node does not autodetect IPv4
         method = auto.get("method_in_use") or ""
         result = next((r for r in auto.get("results") or ()
                        if (r.get("method") or "") == method and r.get("version", 4) == 4), None) or {}
-        predicted = _address(result.get("address"))
+        predicted = address_text(result.get("address"))
         method = method or "first-found"
         picks = f"{method} on {host} picks {result.get('address')} ({result.get('interface')})"
         if registered and intended and registered != intended:
@@ -924,10 +647,10 @@ def _autodetect_findings(fleet, local):
         evidence = {"method_in_use": method, "ip_env": ip_env, "predicted": result.get("address"),
                     "predicted_interface": result.get("interface"), "registered": registered,
                     "registered_source": node["ip_source"] if registered else None, "intended": intended,
-                    "candidates": _limited(f"{c.get('interface')} {c.get('address')}: "
+                    "candidates": limited(f"{c.get('interface')} {c.get('address')}: "
                                            f"{'taken' if c.get('taken') else c.get('reason')}"
                                            for c in result.get("candidates") or ())}
-        out.append(_findings.finding(fid, severity, host, summary, evidence, ""))
+        out.append(_contract.finding(fid, severity, host, summary, evidence, ""))
     pending = out + [f for f in local if f.get("id") in ("AD001", "AD002")]
     if pending:
         rec = recommendation(fleet.facts, targets)

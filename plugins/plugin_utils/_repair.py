@@ -15,8 +15,9 @@ the console summary. The repair_plan action plugin reads the audit reports and w
 
 from __future__ import annotations
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _report
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import at_or_above, failing
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _report
 
 # The audit reports repair.json names, in the order repair.md lists them.
 REPORTS = ("before", "after_autodetection", "after")
@@ -186,7 +187,7 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
             if step == "routes" and host in per_host and action_ok(item):
                 per_host[host]["routes"] = True
             continue
-        if not _report.at_or_above(f.get("severity"), min_severity):
+        if not at_or_above(f.get("severity"), min_severity):
             item.update(action="below_threshold", step=step,
                         why=f"{f.get('severity')}: reported only (repair_min_severity={min_severity})")
             continue
@@ -280,7 +281,7 @@ def outcome(item, after_keys, check_mode, after_available, not_audited=None):
         return "unknown: not audited after the repair"
     if item["key"] in after_keys:
         after = after_keys[item["key"]]
-        return "remains" if _report.at_or_above(after["severity"], "warning") else f"remains ({after['severity']})"
+        return "remains" if at_or_above(after["severity"], "warning") else f"remains ({after['severity']})"
     return "fixed" if item["action"] in ("repair", "follows") else "gone"
 
 
@@ -329,7 +330,7 @@ def document(before, after, the_plan, *, generated, changes=None, probes=None, c
     before_keys = {r["id"] + "|" + str(r["host"] or "") + "|" + str(r["peer"] or "") + "|" + r["kind"] for r in rows}
     new = [f for k, f in after_keys.items() if k not in before_keys]
 
-    remaining = _report.failing((after or {}).get("findings") or (), fail_on)
+    remaining = failing((after or {}).get("findings") or (), fail_on)
     if check_mode:
         verdict = "check"
     elif after is None:

@@ -6,8 +6,9 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _fleet, _report
-from fleet_fixtures import healthy, seed_case1, seed_case2
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet, _report
+from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import healthy, seed_case1, seed_case2
 
 GENERATED = "2026-01-02T03:04:05+00:00"
 
@@ -66,19 +67,19 @@ def test_a_healthy_fleet_reports_ok():
     ("info", "info", True), ("critical", "never", False),
 ])
 def test_fail_on_threshold(severity, threshold, fails):
-    assert _report.at_or_above(severity, threshold) is fails
+    assert _contract.at_or_above(severity, threshold) is fails
 
 
 def test_fail_on_rejects_unknown_thresholds():
     with pytest.raises(ValueError, match="fail_on"):
-        _report.at_or_above("critical", "error")
+        _contract.at_or_above("critical", "error")
 
 
 def test_failing_picks_the_findings_at_or_above():
     findings = both_cases()["findings"]
-    assert {f["severity"] for f in _report.failing(findings, "critical")} == {"critical"}
-    assert len(_report.failing(findings, "warning")) == len(findings)
-    assert _report.failing(findings, "never") == []
+    assert {f["severity"] for f in _contract.failing(findings, "critical")} == {"critical"}
+    assert len(_contract.failing(findings, "warning")) == len(findings)
+    assert _contract.failing(findings, "never") == []
 
 
 # --- query ------------------------------------------------------------------------------------

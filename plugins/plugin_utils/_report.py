@@ -15,9 +15,10 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from ansible_collections.netdoctor.calico.plugins.module_utils._findings import (
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
     SEVERITIES,
-    SEVERITY_RANK,
+    failing,
+    severity_rank,
     worst_severity,
 )
 
@@ -29,30 +30,10 @@ except ImportError:  # jmespath runs on the controller only; query() says what i
     JMESPathError = ValueError
 
 SCHEMA_VERSION = 1
-FAIL_ON = (*SEVERITIES, "never")
 MARKDOWN_LIMIT = 60_000
 # Beyond this many nodes the HTML matrix shows the nodes with findings first, then stops.
 MATRIX_LIMIT = 60
 HTML_FINDINGS_LIMIT = 2_000
-
-
-def severity_rank(severity):
-    """0 for critical ... 2 for info; unknown severities sort last."""
-    return SEVERITY_RANK.get(severity, len(SEVERITIES))
-
-
-def at_or_above(severity, threshold):
-    """Whether a finding of ``severity`` reaches the ``fail_on`` threshold."""
-    if threshold == "never":
-        return False
-    if threshold not in SEVERITY_RANK:
-        raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {threshold!r}")
-    return severity_rank(severity) <= SEVERITY_RANK[threshold]
-
-
-def failing(findings, fail_on):
-    """The findings that make the audit fail under ``fail_on``."""
-    return [f for f in findings if at_or_above(f.get("severity"), fail_on)]
 
 
 def summarize(findings, hosts, mode=None):

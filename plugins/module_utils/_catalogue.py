@@ -1,0 +1,112 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change at any time without notice.
+
+"""The incident catalogue (DESIGN §1): every finding id, its title, seed, scope and fix. Data only:
+both rooms read it (node rules and fleet rules build findings; docs/findings.md is checked against it)."""
+
+from __future__ import annotations
+
+# One table for every finding id: docs/findings.md is generated from it. "scope" says where the
+# rule runs: node (node_findings, here), fleet (_fleet) or both.
+CATALOGUE = {
+    "NM001": {
+        "title": "NetworkManager (or systemd-networkd) manages Calico's devices",
+        "seed": "000", "scope": "node",
+        "fix": "Drop-in /etc/NetworkManager/conf.d/calico.conf with `[keyfile] unmanaged-devices+=interface-name:cali*;"
+               "interface-name:tunl*;interface-name:vxlan.calico;interface-name:vxlan-v6.calico;interface-name:"
+               "wireguard.cali;interface-name:wg-v6.cali`, then `nmcli general reload conf` (reload, never restart "
+               "over SSH) and check the devices show `unmanaged`.",
+    },
+    "AD001": {
+        "title": "IP autodetection picks the wrong address (or none, or the method is invalid)",
+        "seed": "002, 004", "scope": "both",
+        "fix": "One IP_AUTODETECTION_METHOD that picks the intended address on every node (interface=, "
+               "skip-interface=, cidr=, can-reach=, kubernetes-internal-ip), replayed on every node, set on the "
+               "calico-node DaemonSet env or Installation.spec.calicoNetwork.nodeAddressAutodetectionV4.",
+    },
+    "AD002": {
+        "title": "Autodetection now picks another address than the one calico-node registered",
+        "seed": "004", "scope": "both",
+        "fix": "As AD001, before the next detection (calico-node restart, or within 60 s with IP=autodetect) "
+               "moves the node IP.",
+    },
+    "RT001": {
+        "title": "A remote block route has the wrong next hop",
+        "seed": "001 case 1", "scope": "both",
+        "fix": "Fix the cause first (AD001, NM001), then replace the route (same protocol) or delete it and let "
+               "BIRD/Felix re-add the right one; verify with the fleet audit.",
+    },
+    "RT002": {
+        "title": "A remote block route is missing, orphaned, or a block is claimed twice",
+        "seed": "001", "scope": "fleet",
+        "fix": "Add the missing route / remove the orphan (only proto bird or 80 routes); decommission stale nodes.",
+    },
+    "SRC001": {
+        "title": "A multi-homed node sends to its peers from a source that is not its Calico IP",
+        "seed": "001 case 2", "scope": "fleet",
+        "fix": "Routes to the peer networks via the Calico interface with `src <Calico IP>`, or a method that makes "
+               "both sides agree, or externalNodesList, or VXLAN.",
+    },
+    "SYS001": {
+        "title": "Kernel prerequisites: ip_forward, rp_filter, proxy_arp on cali*, tunnel MTU",
+        "seed": None, "scope": "node",
+        "fix": "ansible.posix.sysctl for the sysctls (persisted in /etc/sysctl.d); the tunnel MTU at most the NIC "
+               "MTU minus 20 (IPIP) / 50 (VXLAN) / 60 (WireGuard) via FelixConfiguration.",
+    },
+    "HOST001": {
+        "title": "The node cannot resolve its own hostname, or its node names disagree",
+        "seed": "002", "scope": "node",
+        "fix": "Add `<node IP> <hostname>` to /etc/hosts; make the CNI config's nodename, /var/lib/calico/nodename "
+               "and calico-node's NODENAME the same name.",
+    },
+    "BGP001": {
+        "title": "BGP sessions not Established (the node may still report Ready)",
+        "seed": "001 case 2", "scope": "both",
+        "fix": "Check TCP 179 between the peers (a host firewall that drops it: the repair with "
+               "repair_bgp_firewall=true) and that each peers with the other's registered IP; the usual cause is "
+               "AD001 or SRC001.",
+    },
+    "PATH001": {
+        "title": "Pod-to-pod path broken at a named step of the 8-step trace",
+        "seed": "003", "scope": "fleet",
+        "fix": "The trace names the first failing step and its fix.",
+    },
+    "DUP001": {
+        "title": "Two nodes registered with the same Calico IP or tunnel address",
+        "seed": None, "scope": "fleet",
+        "fix": "Give each node its own address (AD001, or release the duplicate tunnel address from IPAM).",
+    },
+    "MTU001": {
+        "title": "The tunnel MTU differs across nodes",
+        "seed": None, "scope": "fleet",
+        "fix": "One tunnel MTU for the fleet (FelixConfiguration ipipMTU / vxlanMTU).",
+    },
+    "UNREACH": {
+        "title": "A host gave no facts, so it was not audited",
+        "seed": None, "scope": "fleet",
+        "fix": "Make the host reachable (SSH, Python, become) and rerun the audit.",
+    },
+    # DS*: the fleet audit's datastore rules (_datastore), when it is given calico_datastore_info's view.
+    "DS001": {
+        "title": "The datastore registers a node with another address, tunnel address or VTEP MAC than it uses",
+        "seed": "001 case 1", "scope": "fleet",
+        "fix": "Make both agree: restart calico-node on the node so it registers again, or fix its autodetection "
+               "method (AD001/AD002) when the datastore holds the right address.",
+    },
+    "DS002": {
+        "title": "A block the datastore gives a node is not announced by it, or a node announces a block it does "
+                 "not own",
+        "seed": "001", "scope": "fleet",
+        "fix": "Drop the stale blackhole on the node that announces a block it does not own (restart calico-node, "
+               "or `ip route del blackhole <block>`); restart calico-node where an affine block is missing.",
+    },
+    "DS003": {
+        "title": "A stale Node in the datastore: no host of the fleet and no sign of life",
+        "seed": None, "scope": "fleet",
+        "fix": "Decommission it: `calicoctl delete node <name>` (etcd) or `kubectl delete node <name>` (Kubernetes "
+               "datastore); the mesh stops peering with it (BGP001).",
+    },
+}

@@ -1,0 +1,479 @@
+# Copyright: netdoctor.calico contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change at any time without notice.
+
+"""The contract between the two rooms: what a node sends, what the controller sends back, and
+what both call a finding.
+
+- ``CalicoNodeFact``: the ``calico_node`` fact (calico_node_facts, on the node).
+- ``ExpectedMap``: block -> owner and next hop, plus every node's identity (``expected_map``, on the
+  controller, from the facts); ``route_drift`` judges one node's routes against it, on either side.
+- ``RouteDrift``: what route_drift returns; ``Finding``: one finding, with the severity policy.
+
+Node code and controller code both import this module, so it imports only the standard library
+and the catalogue. The JSON Schema of report.json (docs/report.schema.json) is checked against
+these shapes by the unit tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import Counter
+from typing import TypedDict  # Python 3.8+
+
+from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import (
+    BIRD,
+    BOOT,
+    FELIX,
+    IPIP_DEVICES,
+    VXLAN_DEVICES,
+    WORKLOAD_PREFIX,
+)
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import CATALOGUE
+
+# ---------------------------------------------------------------------------------------------
+# Typed shapes (documentation that type checkers and the schema test read; runtime data stays dicts)
+
+
+class Finding(TypedDict):
+    id: str            # a key of CATALOGUE
+    severity: str      # one of SEVERITIES
+    host: str          # the inventory name of the node it is filed under
+    peer: str | None  # the other node of a pair finding (inventory name), else None
+    summary: str
+    evidence: dict
+    remedy: str
+
+
+class NodeIdentity(TypedDict, total=False):
+    ip: str | None            # the registered Calico IP other nodes route to
+    ip_source: str | None     # bird_router_id | vxlan_local | calico_node_env | intended
+    tunnel_address: str | None
+    vxlan_mac: str | None
+    blocks: list[str]            # the blocks this node owns (its blackholes)
+    facts: bool                  # False: the host gave no facts (unreachable)
+
+
+class ExpectedBlock(TypedDict):
+    owner: str | None         # None: two nodes claim it (owners_conflicts)
+    next_hop: str | None
+    device: str | None
+    onlink: bool | None
+
+
+class ExpectedMap(TypedDict):
+    mode: str                    # ipip | vxlan | bgp | wireguard | none
+    modes: dict[str, int]
+    cross_subnet: bool
+    complete: bool               # every host gave facts
+    pools: list[str]
+    pools_source: str            # given | derived
+    prefixlens: list[int]
+    blocks: dict[str, ExpectedBlock]
+    nodes: dict[str, NodeIdentity]
+    owners_conflicts: dict[str, list[str]]
+
+
+class DriftItem(TypedDict, total=False):
+    kind: str                    # wrong_next_hop | wrong_device | missing | orphan | shadow
+    dst: str
+    have: dict | None
+    want: dict | None
+    owner: str | None
+    block: str                   # shadow only: the block it sits in
+
+
+class RouteDrift(TypedDict, total=False):
+    host: str
+    mode: str
+    checked: int
+    ok: int
+    unverified: int
+    counts: dict[str, int]
+    drift: list[DriftItem]
+    actions: dict[str, list[dict]]   # add | replace | delete: the exact routes a repair writes
+    skipped: str
+
+
+class CalicoNodeFact(TypedDict, total=False):
+    schema_version: int
+    hostname: str                # evidence only: the node's identity is its inventory name
+    links: list[dict]
+    routes: dict                 # by owner: local_blocks, workloads, tunnel, remote_blocks, other
+    calico: dict                 # mode, tunnel, vxlan, local_blocks (the node's Calico view)
+    sysctls: dict
+    network_manager: dict
+    networkd: dict
+    bird: dict
+    firewall: dict
+    identity: dict
+    peer_routes: dict
+    autodetection: dict
+    findings: list[Finding]
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings and the severity policy
+
+SEVERITIES = ("critical", "warning", "info")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+FAIL_ON = (*SEVERITIES, "never")
+EVIDENCE_LIMIT = 10  # list items quoted per finding: one broken node must not blow up a report
+
+
+def limited(items):
+    """At most EVIDENCE_LIMIT items, and how many more there were."""
+    items = list(items)
+    if len(items) <= EVIDENCE_LIMIT:
+        return items
+    return [*items[:EVIDENCE_LIMIT], f"... {len(items) - EVIDENCE_LIMIT} more"]
+
+
+def finding(fid, severity, host, summary, evidence, remedy, *, peer=None):  # noqa: PLR0917 - the finding's fields, in order
+    """A finding dict; the id must be in CATALOGUE and the severity one of SEVERITIES."""
+    if fid not in CATALOGUE:
+        raise ValueError(f"unknown finding id {fid!r}: add it to _catalogue.CATALOGUE first")
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})")
+    return {"id": fid, "severity": severity, "host": host, "peer": peer, "summary": summary,
+            "evidence": evidence, "remedy": remedy}
+
+
+def sort_findings(findings):
+    """Worst first, then by id, host and peer."""
+    return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), len(SEVERITIES)), f.get("id") or "",
+                                           str(f.get("host") or ""), str(f.get("peer") or "")))
+
+
+def worst_severity(findings):
+    """The most severe severity among findings, or None when there are none."""
+    ranks = [SEVERITY_RANK[f["severity"]] for f in findings if f.get("severity") in SEVERITY_RANK]
+    return SEVERITIES[min(ranks)] if ranks else None
+
+
+def severity_rank(severity):
+    """0 for critical ... 2 for info; unknown severities sort last."""
+    return SEVERITY_RANK.get(severity, len(SEVERITIES))
+
+
+def at_or_above(severity, threshold):
+    """Whether a finding of ``severity`` reaches the ``fail_on`` threshold."""
+    if threshold == "never":
+        return False
+    if threshold not in SEVERITY_RANK:
+        raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {threshold!r}")
+    return severity_rank(severity) <= SEVERITY_RANK[threshold]
+
+
+def failing(findings, fail_on):
+    """The findings that make an audit fail under ``fail_on``."""
+    return [f for f in findings if at_or_above(f.get("severity"), fail_on)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses, identities, the expected map and route drift
+
+CALICO_TUNNELS = IPIP_DEVICES | VXLAN_DEVICES
+# Route to a remote block per mode (calico_internals §2.3): (owner's field that is the next hop,
+# device, onlink). Native BGP leaves the device to the underlay.
+ROUTE_SHAPE = {"ipip": ("ip", "tunl0", True), "vxlan": ("tunnel_address", "vxlan.calico", True),
+               "bgp": ("ip", None, None)}
+# Protocol for a route that is added because it is missing, when the node has no correct block
+# route to copy it from: BIRD programs IPIP and no-encap routes, Felix VXLAN ones with proto boot.
+DEFAULT_PROTOCOL = {"ipip": BIRD, "bgp": BIRD, "vxlan": BOOT}
+# Pools are not in the facts; without them a stale block route off the tunnel devices is only
+# recognised inside the supernets of Calico's default pool sizes around the known blocks.
+_DERIVED_POOL_PREFIX = {4: 16, 6: 48}
+REGISTERED_SOURCES = ("bird_router_id", "vxlan_local")
+
+
+def address_text(value):
+    """'192.0.2.11/24' or '192.0.2.11' -> '192.0.2.11' (canonical text); None for anything else.
+    inet_pton: this runs for every node and BGP peer of a large fleet."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.split("/", 1)[0].strip()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except OSError:
+            continue
+    return None
+
+
+def best_routes(routes, dsts):
+    """dst -> the route the kernel uses among several to one dst in ``dsts``: the lowest metric,
+    the first in table order on a tie."""
+    out = {}
+    for route in routes:
+        dst = route.get("dst")
+        if dst in dsts:
+            best = out.get(dst)
+            if best is None or (route.get("metric") or 0) < (best.get("metric") or 0):
+                out[dst] = route
+    return out
+
+
+def calico_node_env(fact):
+    """calico-node's environment as the node read it (DaemonSet env: IP, IP_AUTODETECTION_METHOD, ...)."""
+    calico_node = (fact.get("identity") or {}).get("calico_node") or {}
+    return calico_node.get("env") or {}
+
+
+def node_identity(fact, intended_ip=None):
+    """The node's Calico IP and where it came from, its tunnel address and VXLAN MAC.
+
+    The registered IP is what the other nodes route to: BIRD's router id (calico-node writes the
+    node IP there) in BGP/IPIP mode, the ``local`` address of vxlan.calico (Felix sets it to the
+    node IP) in VXLAN mode; then calico-node's ``IP`` env when it is an address, then the
+    intended (inventory) IP.
+    """
+    calico = fact.get("calico") or {}
+    vxlan = calico.get("vxlan") or {}
+    registered = [("bird_router_id", (fact.get("bird") or {}).get("router_id")), ("vxlan_local", vxlan.get("local"))]
+    if calico.get("mode") == "vxlan":
+        registered.reverse()
+    sources = [*registered, ("calico_node_env", calico_node_env(fact).get("IP")), ("intended", intended_ip)]
+    ip, source = next(((a, s) for s, a in ((s, address_text(v)) for s, v in sources) if a), (None, None))
+    return {
+        "ip": ip,
+        "ip_source": source,
+        "tunnel_address": address_text((calico.get("tunnel") or {}).get("address")),
+        "vxlan_mac": vxlan.get("mac"),
+    }
+
+
+def _local_blocks(fact):
+    blocks = (fact.get("calico") or {}).get("local_blocks")
+    if blocks is None:
+        blocks = [r.get("dst") for r in (fact.get("routes") or {}).get("local_blocks") or ()]
+    return sorted({b for b in blocks if b})
+
+
+def _want(mode, node):
+    """(next hop, device, onlink) of a route to a block of ``node`` (None: no single owner)."""
+    field, device, onlink = ROUTE_SHAPE.get(mode, (None, None, None))
+    return (node[field] if node and field else None), device, onlink
+
+
+def _derived_pools(blocks):
+    pools = set()
+    for cidr in blocks:
+        net = ipaddress.ip_network(cidr, strict=False)
+        pools.add(str(net.supernet(new_prefix=min(net.prefixlen, _DERIVED_POOL_PREFIX[net.version]))))
+    return sorted(pools)
+
+
+def expected_map(facts_by_host, intended_ips=None, pools=None, cross_subnet=False):
+    """Block -> owner and next hop, plus each node's identity, from every node's facts.
+
+    ``facts_by_host`` maps each host of the fleet to its ``calico_node`` fact, or to None when
+    the host gave no facts (unreachable): such a host stays in ``nodes`` (with its intended IP)
+    so routes towards it are not taken for orphans, and the map is marked incomplete.
+    ``pools`` (IPPool CIDRs) makes orphan detection off the tunnel devices exact;
+    ``cross_subnet`` accepts the unencapsulated same-subnet route of IPIP/VXLAN CrossSubnet.
+    The map is sent to every node, so it stays one small entry per block.
+    """
+    intended_ips = intended_ips or {}
+    nodes, owners, modes = {}, {}, Counter()
+    for host in sorted(facts_by_host):
+        fact = facts_by_host[host]
+        if not isinstance(fact, dict):
+            ip = address_text(intended_ips.get(host))
+            nodes[host] = {"ip": ip, "ip_source": "intended" if ip else None, "tunnel_address": None,
+                           "vxlan_mac": None, "blocks": [], "facts": False}
+            continue
+        mode = (fact.get("calico") or {}).get("mode")
+        if mode and mode != "none":
+            modes[mode] += 1
+        node = node_identity(fact, intended_ips.get(host))
+        node["blocks"] = _local_blocks(fact)
+        nodes[host] = node
+        for cidr in node["blocks"]:
+            owners.setdefault(cidr, []).append(host)
+    mode = modes.most_common(1)[0][0] if modes else "none"
+    blocks, conflicts = {}, {}
+    for cidr, claimants in owners.items():
+        owner = claimants[0] if len(claimants) == 1 else None
+        if owner is None:
+            conflicts[cidr] = claimants
+        next_hop, device, onlink = _want(mode, nodes[owner] if owner else None)
+        blocks[cidr] = {"owner": owner, "next_hop": next_hop, "device": device, "onlink": onlink}
+    prefixlens = sorted({int(cidr.rsplit("/", 1)[1]) for cidr in blocks})
+    return {
+        "mode": mode,
+        "modes": dict(modes),
+        "cross_subnet": bool(cross_subnet),
+        "complete": all(isinstance(f, dict) for f in facts_by_host.values()),
+        "pools": sorted(pools) if pools else _derived_pools(blocks),
+        "pools_source": "given" if pools else "derived",
+        "prefixlens": prefixlens,
+        "blocks": blocks,
+        "nodes": nodes,
+        "owners_conflicts": conflicts,
+    }
+
+
+def _have(route):
+    view = {"gateway": route.get("gateway"), "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
+            "protocol": route.get("protocol"), "type": route.get("type", "unicast")}
+    if route.get("metric"):
+        view["metric"] = route["metric"]
+    if route.get("multipath"):
+        view["multipath"] = [{"gateway": h.get("gateway"), "dev": h.get("dev")} for h in route["multipath"]]
+    return view
+
+
+def _calico_owned(route):
+    protocol = route.get("protocol")
+    return protocol in (BIRD, FELIX) or (protocol == BOOT and route.get("dev") in CALICO_TUNNELS)
+
+
+def _owner_protocol(route, mode):
+    """Whether the route carries the protocol of the daemon that owns block routes in ``mode``."""
+    protocol = route.get("protocol")
+    return protocol in (BIRD, FELIX) or (protocol == BOOT and mode == "vxlan")
+
+
+def _judge(route, want, owner_node, cross_subnet):
+    """None when ``route`` is right for a block, else the drift kind."""
+    if route.get("type", "unicast") != "unicast":
+        return "wrong_next_hop"
+    gateways = [h.get("gateway") for h in route["multipath"]] if route.get("multipath") else [route.get("gateway")]
+    # CrossSubnet: a same-subnet owner is reached unencapsulated, via its node IP off the tunnel.
+    if cross_subnet and owner_node and owner_node["ip"] in gateways and route.get("dev") not in CALICO_TUNNELS:
+        return None
+    if want["next_hop"] is not None and want["next_hop"] not in gateways:
+        return "wrong_next_hop"
+    if want["device"] is not None and route.get("dev") != want["device"]:
+        return "wrong_device"
+    if want["onlink"] and not route.get("onlink"):
+        return "wrong_device"
+    return None
+
+
+def route_drift(routes, expected, host):
+    """Compare one node's kernel routes (snapshot route dicts) with the expected map.
+
+    Every block not owned by ``host`` must have a route with the owner's next hop (and the
+    device/onlink of the mode). Returns ``{"host", "mode", "checked", "ok", "counts",
+    "drift": [{"kind", "dst", "have", "want", "owner"}], "actions": {"add", "replace",
+    "delete"}}`` where kind is wrong_next_hop, wrong_device, missing, orphan (a route Calico
+    would own to a block nobody owns) or shadow (a non-Calico route inside someone's block);
+    ``actions`` are the exact routes a repair writes (shadows are left to a person, and orphans
+    are deleted only when the map is complete). One pass over the routes, one over the blocks.
+    """
+    mode = expected.get("mode")
+    result = {"host": host, "mode": mode, "checked": 0, "ok": 0, "unverified": 0, "counts": {}, "drift": [],
+              "actions": {"add": [], "replace": [], "delete": []}}
+    if mode not in ROUTE_SHAPE:
+        result["skipped"] = f"mode {mode!r}: no main-table block routes to check"
+        return result
+    blocks = expected["blocks"]
+    have = best_routes(routes, blocks)
+    rest = [route for route in routes if route.get("dst") not in blocks]
+
+    nodes, cross_subnet = expected["nodes"], expected.get("cross_subnet", False)
+    drift, wrong = [], []
+    protocol_seen, checked = None, 0
+    for dst, route in have.items():
+        want = blocks[dst]
+        owner = want["owner"]
+        if owner == host or owner is None:
+            continue
+        checked += 1
+        kind = _judge(route, want, nodes.get(owner), cross_subnet)
+        if kind is None:
+            if protocol_seen is None and _owner_protocol(route, mode):
+                protocol_seen = route.get("protocol")
+            continue
+        drift.append({"kind": kind, "dst": dst, "have": _have(route), "want": _want_view(want), "owner": owner})
+        wrong.append((dst, route))
+    # Repairs write what the owner of the route would: the protocol of this node's correct
+    # block routes, and a Calico route keeps its own protocol when replaced.
+    protocol = protocol_seen if protocol_seen is not None else DEFAULT_PROTOCOL[mode]
+    replace = [_target(dst, blocks[dst], route.get("protocol") if _owner_protocol(route, mode) else protocol)
+               for dst, route in wrong if blocks[dst]["next_hop"] is not None]
+    add, delete = [], []
+    for dst in blocks.keys() - have.keys():
+        want = blocks[dst]
+        if want["owner"] in (host, None):
+            continue
+        checked += 1
+        drift.append({"kind": "missing", "dst": dst, "have": None, "want": _want_view(want), "owner": want["owner"]})
+        if want["next_hop"] is not None:
+            add.append(_target(dst, want, protocol))
+    outside, unverified = _outside_blocks(rest, expected, host, delete)
+    drift += outside
+    counts = Counter(item["kind"] for item in drift)
+    drift.sort(key=lambda item: (item["kind"], item["dst"]))
+    result.update(checked=checked, ok=checked - counts["wrong_next_hop"] - counts["wrong_device"] - counts["missing"],
+                  counts=dict(counts), unverified=unverified, drift=drift,
+                  actions={"add": sorted(add, key=_dst), "replace": sorted(replace, key=_dst),
+                           "delete": sorted(delete, key=_dst)})
+    return result
+
+
+def _dst(route):
+    return route["dst"]
+
+
+def _want_view(want):
+    return {"gateway": want["next_hop"], "dev": want["device"], "onlink": bool(want["onlink"])}
+
+
+def _target(dst, want, protocol):
+    # dev None (BGP mode): the kernel resolves the gateway on the underlay.
+    return {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
+            "onlink": bool(want["onlink"]), "protocol": protocol}
+
+
+def _enclosing_block(net, expected):
+    """The known block strictly containing ``net``, or None."""
+    for plen in expected.get("prefixlens") or ():
+        if plen < net.prefixlen:
+            block = str(net.supernet(new_prefix=plen))
+            if block in expected["blocks"]:
+                return block
+    return None
+
+
+def _outside_blocks(routes, expected, host, delete):
+    """Orphans (Calico routes to blocks nobody owns) and shadows (non-Calico routes inside a
+    remote block), plus how many Calico routes could not be judged. Only these few routes are
+    parsed: the workload routes are skipped by name."""
+    blocks, nodes, complete = expected["blocks"], expected["nodes"], expected.get("complete")
+    pools = [ipaddress.ip_network(p) for p in expected.get("pools") or ()]
+    # With a node missing from the map its blocks are unknown: a Calico route is only an orphan
+    # for sure when it points at a node whose blocks we know, and which does not own it.
+    known = set() if complete else {a for n in nodes.values() if n.get("facts") is not False
+                                    for a in (n["ip"], n["tunnel_address"]) if a}
+    items, unverified = [], 0
+    for route in routes:
+        dst, dev = route.get("dst"), route.get("dev") or ""
+        if (not dst or dst == "default" or route.get("type", "unicast") != "unicast"
+                or dev.startswith(WORKLOAD_PREFIX)):
+            continue
+        net = ipaddress.ip_network(dst, strict=False)
+        block = _enclosing_block(net, expected)
+        if _calico_owned(route):
+            # Host routes are borrowed pod IPs and tunnel addresses; more specific routes inside a
+            # known block are Calico's too.
+            if block or net.prefixlen == net.max_prefixlen:
+                continue
+            if dev in CALICO_TUNNELS or any(net.subnet_of(p) for p in pools if p.version == net.version):
+                if not complete and route.get("gateway") not in known:
+                    unverified += 1
+                    continue
+                items.append({"kind": "orphan", "dst": dst, "have": _have(route), "want": None, "owner": None})
+                if complete:
+                    delete.append({"dst": dst, "type": "unicast", "gateway": route.get("gateway"),
+                                   "dev": route.get("dev"), "onlink": bool(route.get("onlink")),
+                                   "protocol": route.get("protocol")})
+        elif block and blocks[block]["owner"] not in (host, None):
+            items.append({"kind": "shadow", "dst": dst, "have": _have(route), "want": _want_view(blocks[block]),
+                          "owner": blocks[block]["owner"], "block": block})
+    return items, unverified

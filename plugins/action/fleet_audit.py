@@ -32,6 +32,8 @@ ARGUMENT_SPEC = {
     "junit_fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "warning"},
     "map_only": {"type": "bool", "default": False},
     "datastore": {"type": "dict"},
+    "cluster_var": {"type": "str", "default": "calico_cluster"},
+    "clusters": {"type": "dict", "default": {}},
 }
 
 
@@ -64,33 +66,48 @@ class ActionModule(ActionBase):
         else:
             # Failed or unreachable hosts drop out of ansible_play_hosts but stay in _all.
             unreachable = dict.fromkeys(set(play_hosts) - set(task_vars.get("ansible_play_hosts") or ()))
-        facts_by_host, intended = {}, {}
+        if not hosts:
+            raise AnsibleActionFail("no host to audit: the host group matched no host (check its name and --limit)")
+        facts_by_host, intended, clusters = {}, {}, {}
         for host in hosts:
             host_vars = hostvars.get(host) or {}
             fact = (host_vars.get("ansible_facts") or {}).get("calico_node")
             facts_by_host[host] = fact if isinstance(fact, dict) and host not in unreachable else None
             if args["intended_ip_var"] and host_vars.get(args["intended_ip_var"]):
                 intended[host] = str(host_vars[args["intended_ip_var"]])
+            cluster = args["clusters"].get(host, host_vars.get(args["cluster_var"]))
+            if cluster is not None:
+                if not isinstance(cluster, str) or not cluster.strip() or "\n" in cluster:
+                    raise AnsibleActionFail(f"{host}: {args['cluster_var']} must be a cluster name, not {cluster!r}")
+                clusters[host] = cluster.strip()
         intended.update({h: str(ip) for h, ip in args["intended_ips"].items()})
         # A host in the play without facts (facts task skipped or failed) was not audited either.
         for host, fact in facts_by_host.items():
             if fact is None:
                 unreachable.setdefault(host, None)
 
+        groups = _fleet.group_clusters(facts_by_host, clusters)
         if args["map_only"]:
-            # The first half of an audit: the map each node checks its own routes against.
-            result.update(changed=False, expected_map=_contract.expected_map(
-                facts_by_host, intended, pools=args["pools"], cross_subnet=args["cross_subnet"]))
+            # The first half of an audit: the map each node checks its own routes against, per cluster.
+            maps = {name: _contract.expected_map({h: facts_by_host[h] for h in members},
+                                                 {h: ip for h, ip in intended.items() if h in members},
+                                                 pools=args["pools"], cross_subnet=args["cross_subnet"])
+                    for name, members in groups.items()}
+            result.update(changed=False, expected_maps=maps,
+                          clusters={h: name for name, members in groups.items() for h in members})
+            if len(maps) == 1:
+                result["expected_map"] = next(iter(maps.values()))
             return result
 
         try:
-            expected, findings, host_lines = _fleet.audit(
-                facts_by_host, intended_ips=intended, drift_by_host=args["drift"], unreachable=unreachable,
-                pools=args["pools"], cross_subnet=args["cross_subnet"], datastore=args["datastore"])
+            maps, findings, host_lines = _fleet.audit_fleet(
+                facts_by_host, clusters=clusters, intended_ips=intended, drift_by_host=args["drift"],
+                unreachable=unreachable, pools=args["pools"], cross_subnet=args["cross_subnet"],
+                datastore=args["datastore"])
         except ValueError as exc:  # a datastore option that is no calico_datastore_info view
             raise AnsibleActionFail(f"datastore: {exc}") from exc
         generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        report = _report.build_report(expected, findings, host_lines, generated)
+        report = _report.build_report(maps, findings, host_lines, generated)
         # Without a datastore the DS rules did not run: no JUnit testcase claims they passed.
         checks = _fleet.CHECKS if args["datastore"] is not None else tuple(
             c for c in _fleet.CHECKS if c not in _datastore_rules.CHECKS)
@@ -106,8 +123,10 @@ class ActionModule(ActionBase):
             except OSError as exc:
                 raise AnsibleActionFail(f"cannot write the fleet audit reports to {args['report_dir']}: {exc}") from exc
 
-        result.update(changed=False, expected_map=expected, findings=findings, summary=report["summary"],
+        result.update(changed=False, expected_maps=maps, findings=findings, summary=report["summary"],
                       report_paths=report_paths)
+        if len(maps) == 1:
+            result["expected_map"] = next(iter(maps.values()))
         if args["query"]:
             try:
                 result["query_result"] = _report.query(report, args["query"])
@@ -115,7 +134,11 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(str(exc)) from exc
         # Fail last, after the reports are on disk: this is the CI exit code.
         bad = _contract.failing(findings, args["fail_on"])
-        if bad:
+        if not report["summary"]["audited"] and args["fail_on"] != "never":
+            result["failed"] = True
+            result["msg"] = (f"no node was audited: all {report['summary']['hosts']} host(s) were unreachable or "
+                             "gave no facts; see the UNREACH findings")
+        elif bad:
             result["failed"] = True
             result["msg"] = (f"{len(bad)} finding(s) at or above fail_on={args['fail_on']}: "
                              + "; ".join(f"{f['id']} {f['host']}: {f['summary']}" for f in bad[:5])

@@ -75,9 +75,15 @@ CATALOGUE = {
         "fix": "The trace names the first failing step and its fix.",
     },
     "DUP001": {
-        "title": "Two nodes registered with the same Calico IP or tunnel address",
+        "title": "Two nodes registered with the same Calico IP, tunnel address or node name",
         "seed": None, "scope": "fleet",
         "fix": "Give each node its own address (AD001, or release the duplicate tunnel address from IPAM).",
+    },
+    "CL001": {
+        "title": "A node runs another Calico mode than its cluster, or owns blocks outside the cluster's pools",
+        "seed": None, "scope": "fleet",
+        "fix": "One encapsulation per pool across the cluster; hosts of another cluster get their own "
+               "calico_cluster host variable, so each cluster is audited on its own.",
     },
     "MTU001": {
         "title": "The tunnel MTU differs across nodes",

@@ -33,7 +33,12 @@ description:
   - Writes C(report.json) (versioned schema), C(report.md) (fits a pull request comment), C(report.html)
     (self-contained, with a node by node matrix of route health) and C(junit.xml) into O(report_dir), each file
     atomically.
+  - Several Calico clusters in one inventory - each host may carry a cluster name (the host variable named by
+    O(cluster_var), or O(clusters)); each cluster is judged on its own facts alone (its own map, mode, pools and
+    datastore), and the reports show each cluster's section under the fleet's roll-up. Findings and hosts are
+    always named by their inventory name; the hostname a node reports is evidence.
   - Fails after the reports are written when a finding reaches O(fail_on), so the task's result is the CI verdict.
+    It also fails when no host was given, or when no host could be audited (unless O(fail_on=never)).
 author:
   - netdoctor.calico contributors (@netdoctor)
 extends_documentation_fragment:
@@ -79,6 +84,17 @@ options:
     description:
       - Name of a host variable holding each host's intended address, for example C(ansible_host).
     type: str
+  cluster_var:
+    description:
+      - Name of the host variable holding the name of the Calico cluster the host belongs to. Hosts without it
+        form the cluster C(default).
+    type: str
+    default: calico_cluster
+  clusters:
+    description:
+      - Host to cluster name; overrides O(cluster_var) for the hosts it names.
+    type: dict
+    default: {}
   drift:
     description:
       - Host to the route drift result that node computed against RV(expected_map) (the C(drift) result of the
@@ -87,8 +103,9 @@ options:
     default: {}
   pools:
     description:
-      - Calico IPPool CIDRs. A Calico route off the tunnel devices to a block nobody owns is an orphan only inside a
-        pool; without this option the pools are guessed as the /16 around the known blocks.
+      - Calico IPPool CIDRs, for every cluster. A Calico route off the tunnel devices to a block nobody owns is an
+        orphan only inside a pool; without this option the pools are guessed as the /16 around the known blocks.
+        Given, a block outside them is a finding (CL001).
     type: list
     elements: str
     default: []
@@ -131,7 +148,7 @@ options:
     default: warning
   map_only:
     description:
-      - Only build and return RV(expected_map) - the first half of an audit, whose map each node then checks its own
+      - Only build and return RV(expected_maps) - the first half of an audit, whose map each node then checks its own
         routes against (M(netdoctor.calico.calico_routes) in check mode) before the second, full call takes their
         O(drift). No rule runs, no report is written and the task never fails on findings; O(report_dir),
         O(formats), O(query), O(fail_on) and O(drift) are ignored.
@@ -141,6 +158,7 @@ options:
     description:
       - Calico's datastore as M(netdoctor.calico.calico_datastore_info) returns it (its
         RV(netdoctor.calico.calico_datastore_info#module:datastore)), for the DS rules. Without it they do not run.
+      - With several clusters, a dict of cluster name to such a view.
       - A datastore node is matched to a host by name (inventory name, hostname, C(/var/lib/calico/nodename), the CNI
         config's C(nodename), calico-node's C(NODENAME)), then by its registered address.
     type: dict
@@ -202,13 +220,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+expected_maps:
+  description:
+    - Cluster name to its expected route map (see RV(expected_map)).
+  returned: always
+  type: dict
+clusters:
+  description:
+    - Host to its cluster name, to pick each host's map out of RV(expected_maps).
+  returned: when O(map_only)
+  type: dict
+  sample: {node1: prod, node2: prod, edge1: edge}
 expected_map:
   description:
     - The expected route map - what the route check on each node compares its kernel table with.
     - C(mode), C(blocks) (CIDR to C(owner), C(next_hop), C(device), C(onlink)), C(nodes) (host to C(ip), C(ip_source),
       C(tunnel_address), C(vxlan_mac), C(blocks)), C(owners_conflicts) (CIDR to the hosts claiming it), C(pools),
       C(complete) (every host gave facts).
-  returned: always
+  returned: when the hosts form one cluster
   type: dict
   sample:
     mode: ipip
@@ -221,8 +250,8 @@ expected_map:
     owners_conflicts: {}
 findings:
   description:
-    - Every finding, worst first - C(id), C(severity) (critical, warning, info), C(host), C(peer) (when it concerns
-      a pair of nodes), C(summary), C(evidence), C(remedy).
+    - Every finding, worst first - C(id), C(severity) (critical, warning, info), C(host) (the inventory name),
+      C(peer) (when it concerns a pair of nodes), C(cluster), C(summary), C(evidence), C(remedy).
   returned: unless O(map_only)
   type: list
   elements: dict
@@ -236,11 +265,13 @@ findings:
                  expected: ["10.122.17.64/26 via 192.168.3.110 dev tunl0 onlink"]}
       remedy: Fix the cause first ... `ip route replace 10.122.17.64/26 via 192.168.3.110 dev tunl0 proto bird onlink`
 summary:
-  description: Counts by severity and id, the number of hosts, the unreachable ones and the worst severity.
+  description:
+    - The fleet's roll-up - counts by severity and id, the number of hosts, the unreachable ones, the worst severity,
+      the mode (when every cluster has the same) and the cluster names.
   returned: unless O(map_only)
   type: dict
   sample: {hosts: 5, audited: 5, unreachable: [], findings: 1, critical: 1, warning: 0, info: 0,
-           by_id: {RT001: 1}, worst: critical, mode: ipip}
+           by_id: {RT001: 1}, worst: critical, mode: ipip, clusters: [default]}
 report_paths:
   description: Format to the path of each report written.
   returned: unless O(map_only)

@@ -13,6 +13,7 @@ merges the node-local findings, ``correlate`` folds consequences under their cau
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _catalogue, _contract
@@ -29,6 +30,7 @@ from ansible_collections.netdoctor.calico.plugins.module_utils._contract import 
     sort_findings,
     worst_severity,
 )
+from ansible_collections.netdoctor.calico.plugins.module_utils._datastore import check_view
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules
 
 # The JUnit report has one testcase per check per host.
@@ -102,7 +104,7 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     drift_by_host = collect_drift(facts_by_host, expected, drift_by_host)
 
     out = [_unreachable(host, reason, fleet) for host, reason in sorted(reasons.items())]
-    derived = _duplicates(fleet) + _mtu(fleet) + _double_owned(fleet)
+    derived = _duplicates(fleet) + _names(fleet) + _mtu(fleet) + _double_owned(fleet) + _mixed(fleet)
     for host in sorted(fleet.facts):
         if drift_by_host.get(host):
             derived += _route_findings(host, drift_by_host[host], fleet)
@@ -241,7 +243,8 @@ def _node_local(fleet, drift_by_host):
         for item in fact.get("findings") or ():
             if item.get("id") == "RT001" and not item.get("peer") and suspects and suspects <= drifted:
                 continue
-            finding = {**item, "host": item.get("host") or host}
+            # The inventory name is the node's identity; the hostname it reported is evidence.
+            finding = {**item, "host": host}
             peer_host = fleet.by_ip.get(item.get("peer"))
             if peer_host:
                 finding["peer"] = peer_host
@@ -279,6 +282,7 @@ def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreac
         gone = host in (unreachable or ()) or not isinstance(fact, dict)
         out[host] = {
             "status": "unreachable" if gone else ("findings" if mine else "ok"),
+            "hostname": (fact or {}).get("hostname"),
             "ip": node.get("ip"),
             "ip_source": node.get("ip_source"),
             "mode": ((fact or {}).get("calico") or {}).get("mode"),
@@ -311,6 +315,54 @@ def audit(facts_by_host, *, intended_ips=None, drift_by_host=None, unreachable=N
     return expected, findings, hosts
 
 
+DEFAULT_CLUSTER = "default"
+
+
+def _per_cluster(value, cluster, what):
+    """An option given once for every cluster, or as {cluster: value}."""
+    if isinstance(value, dict) and not (what == "datastore" and "source" in value):
+        return value.get(cluster)
+    return value
+
+
+def group_clusters(hosts, clusters=None):
+    """cluster -> its hosts (sorted); ``clusters``: host -> cluster name (missing: DEFAULT_CLUSTER)."""
+    out = {}
+    for host in sorted(hosts):
+        name = (clusters or {}).get(host) or DEFAULT_CLUSTER
+        out.setdefault(str(name), []).append(host)
+    return out
+
+
+def audit_fleet(facts_by_host, *, clusters=None, intended_ips=None, drift_by_host=None, unreachable=None,
+                pools=None, cross_subnet=False, datastore=None):
+    """Every cluster of an inventory judged on its own facts alone: its own map, mode, pools and
+    datastore. ``clusters``: host -> cluster name (default: one cluster); ``pools``,
+    ``cross_subnet`` and ``datastore`` are one value for every cluster or {cluster: value}.
+    Returns ({cluster: expected map}, findings, per-host summaries); every finding and host line
+    carries its ``cluster``."""
+    groups = group_clusters(facts_by_host, clusters)
+    if isinstance(datastore, dict) and "source" in datastore and len(groups) > 1:
+        raise ValueError("one datastore view was given for several clusters: pass {cluster: view}")
+    if isinstance(datastore, dict) and "source" not in datastore and (not datastore or set(datastore) - set(groups)):
+        check_view(datastore)  # neither a view nor {cluster: view}: raises, saying what a view is
+    unreachable = unreachable if isinstance(unreachable, dict) else {h: None for h in unreachable or ()}
+    maps, findings, hosts = {}, [], {}
+    for cluster, members in groups.items():
+        member_set = set(members)
+        expected, found, lines = audit(
+            {h: facts_by_host[h] for h in members},
+            intended_ips={h: ip for h, ip in (intended_ips or {}).items() if h in member_set},
+            drift_by_host={h: d for h, d in (drift_by_host or {}).items() if h in member_set},
+            unreachable={h: r for h, r in unreachable.items() if h in member_set},
+            pools=_per_cluster(pools, cluster, "pools"), cross_subnet=bool(_per_cluster(cross_subnet, cluster, "")),
+            datastore=_per_cluster(datastore, cluster, "datastore"))
+        maps[cluster] = expected
+        findings += [{**f, "cluster": cluster} for f in found]
+        hosts.update({h: {**line, "cluster": cluster} for h, line in lines.items()})
+    return maps, sort_findings(findings), hosts
+
+
 def _full_routes(fact):
     """The node's main table when its fact carries the full remote block routes, else None."""
     routes = fact.get("routes") or {}
@@ -329,6 +381,49 @@ def _unreachable(host, reason, fleet):
         f"Make {host} reachable (SSH, python, become) and rerun the audit; routes towards it are "
         "checked against an incomplete map until then, so no orphan route is deleted.",
     )
+
+
+def calico_node_name(fact):
+    """The name calico-node registers the node under: NODENAME, else /var/lib/calico/nodename, else
+    the hostname (calico-node's own order of precedence)."""
+    identity = fact.get("identity") or {}
+    return (calico_node_env(fact).get("NODENAME") or identity.get("nodename_file") or fact.get("hostname")
+            or None)
+
+
+def _short(name):
+    return str(name).split(".", 1)[0].lower()
+
+
+def _names(fleet):
+    """DUP001 for two hosts that register as one Calico node; HOST001 (info) for a host whose
+    inventory name and hostname name different machines."""
+    out, holders = [], {}
+    for host, fact in sorted(fleet.facts.items()):
+        name = calico_node_name(fact)
+        if name:
+            holders.setdefault(name, []).append(host)
+        hostname = fact.get("hostname")
+        if hostname and address_text(host) is None and _short(hostname) != _short(host):
+            out.append(_contract.finding(
+                "HOST001", "info", host,
+                f"{host} reports the hostname {hostname!r}: findings are filed under the inventory name {host}",
+                {"inventory_name": host, "hostname": hostname, "calico_node_name": name},
+                "Nothing to do if this inventory alias is intended; otherwise check the inventory points at the "
+                "right machine."))
+    for name, hosts in sorted(holders.items()):
+        if len(hosts) < 2:
+            continue
+        out.append(_contract.finding(
+            "DUP001", "critical", hosts[0],
+            f"{len(hosts)} hosts register as the same Calico node {name!r}: {', '.join(hosts)}",
+            {"field": "node_name", "node_name": name, "hosts": hosts,
+             "hostnames": {h: fleet.facts[h].get("hostname") for h in hosts}},
+            f"Give each machine its own hostname (hostnamectl set-hostname) or NODENAME, then restart calico-node "
+            f"on {', '.join(hosts[1:])}: both write one Node resource, so their blocks and address overwrite each "
+            "other.",
+            peer=hosts[1]))
+    return out
 
 
 def _duplicates(fleet):
@@ -354,6 +449,45 @@ def _duplicates(fleet):
                    f"calico-node on {', '.join(hosts[1:])} so it allocates a new one."),
                 peer=hosts[1],
             ))
+    return out
+
+
+def _mixed(fleet):
+    """CL001: nodes of one cluster that run another mode than the cluster's, or own blocks outside
+    the cluster's given IP pools."""
+    modes = fleet.expected.get("modes") or {}
+    out = []
+    if len(modes) > 1:
+        by_mode = {}
+        for host, fact in sorted(fleet.facts.items()):
+            mode = (fact.get("calico") or {}).get("mode")
+            if mode and mode != "none":
+                by_mode.setdefault(mode, []).append(host)
+        for mode, hosts in sorted(by_mode.items()):
+            if mode == fleet.mode:
+                continue
+            for host in hosts:
+                out.append(_contract.finding(
+                    "CL001", "critical", host,
+                    f"{host} runs Calico in {mode} mode while the rest of its cluster runs {fleet.mode}",
+                    {"mode": mode, "cluster_mode": fleet.mode, "modes": dict(modes),
+                     "hosts_in_mode": limited(hosts)},
+                    f"One encapsulation per IP pool: check the IPPool ({mode} vs {fleet.mode}) and calico-node's "
+                    "CALICO_NETWORKING_BACKEND; if the host belongs to another cluster, set its calico_cluster "
+                    "host variable so each cluster is audited on its own."))
+    if fleet.expected.get("pools_source") == "given":
+        pools = [ipaddress.ip_network(p) for p in fleet.expected.get("pools") or ()]
+        for host, node in sorted(fleet.nodes.items()):
+            outside = [b for b in node.get("blocks") or ()
+                       if not any(ipaddress.ip_network(b).subnet_of(p) for p in pools
+                                  if p.version == ipaddress.ip_network(b).version)]
+            if outside:
+                out.append(_contract.finding(
+                    "CL001", "warning", host,
+                    f"{host} owns {len(outside)} block(s) outside its cluster's IP pools",
+                    {"blocks": limited(outside), "pools": fleet.expected.get("pools")},
+                    "The audit's pools (audit_pools) must be the cluster's IPPools; a block outside them is another "
+                    "cluster's (set calico_cluster) or a pool that was deleted while still in use."))
     return out
 
 

@@ -29,7 +29,7 @@ except ImportError:  # jmespath runs on the controller only; query() says what i
     jmespath = None
     JMESPathError = ValueError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: several clusters (clusters, cluster on findings and hosts)
 MARKDOWN_LIMIT = 60_000
 # Beyond this many nodes the HTML matrix shows the nodes with findings first, then stops.
 MATRIX_LIMIT = 60
@@ -67,14 +67,24 @@ def compact_map(expected):
     }
 
 
-def build_report(expected, findings, hosts, generated):
-    """The report.json document; ``hosts``: per-node summaries (``_fleet.host_summaries``),
-    ``generated``: an ISO 8601 timestamp."""
+def build_report(maps, findings, hosts, generated):
+    """The report.json document (docs/report.schema.json). ``maps``: cluster -> expected map,
+    ``findings`` and ``hosts`` (per-node summaries, ``_fleet.host_summaries``) each carrying their
+    ``cluster`` (``_fleet.audit_fleet``); ``generated``: an ISO 8601 timestamp. The summary is the
+    fleet's roll-up; ``clusters`` holds each cluster's own summary and map."""
+    clusters = {}
+    for name, expected in sorted(maps.items()):
+        mine = {h: line for h, line in hosts.items() if line.get("cluster") == name}
+        clusters[name] = {"summary": summarize([f for f in findings if f.get("cluster") == name], mine,
+                                               expected.get("mode")),
+                          "expected_map": compact_map(expected)}
+    modes = {c["summary"]["mode"] for c in clusters.values()}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated": generated,
-        "summary": summarize(findings, hosts, expected.get("mode")),
-        "expected_map": compact_map(expected),
+        "summary": {**summarize(findings, hosts, modes.pop() if len(modes) == 1 else None),
+                    "clusters": sorted(clusters)},
+        "clusters": clusters,
         "hosts": hosts,
         "findings": findings,
     }

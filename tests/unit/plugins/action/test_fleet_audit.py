@@ -106,7 +106,7 @@ def test_reports_are_written_before_failing(run):
     paths = results["audit"]["report_paths"]
     assert set(paths) == {"json", "md", "html", "junit"}
     report = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["summary"]["by_id"] == {"RT001": 1, "UNREACH": 1}
     assert "RT001" in Path(paths["md"]).read_text(encoding="utf-8")
     assert Path(paths["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -396,12 +396,12 @@ def test_the_audit_reports_the_datastore_findings():
     facts = seed_fleet()
     view = ds.view_from_kubernetes(*kube_docs())
     view["nodes"]["node3"]["ipv4_address"] = "192.168.0.112/24"
-    expected, found, hosts = _fleet.audit(facts, datastore=view)
+    maps, found, hosts = _fleet.audit_fleet(facts, datastore=view)
     assert ids(f for f in found if f["id"].startswith("DS")) == [("DS001", "critical", "node3"),
                                                                  ("DS003", "warning", "node6")]
     assert hosts["node3"]["ids"] == ["DS001"] and "node6" not in hosts
     assert ids(_fleet.audit(facts)[1]) == []  # no datastore, no DS rule
-    report = _report.build_report(expected, found, hosts, "2024-05-01T10:11:12+00:00")
+    report = _report.build_report(maps, found, hosts, "2024-05-01T10:11:12+00:00")
     assert report["summary"]["by_id"] == {"DS001": 1, "DS003": 1}
     root = ET.fromstring(_report.render_junit(report, _fleet.CHECKS, "warning"))
     suites = {s.get("name"): s for s in root.iter("testsuite")}

@@ -519,3 +519,89 @@ def test_docs_findings_md_documents_exactly_the_catalogue():
     headings = re.findall(r"^## (\S+) — ", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
     assert sorted(headings) == sorted(_catalogue.CATALOGUE)
     assert set(_fleet.CHECKS) == set(_catalogue.CATALOGUE)
+
+
+# --- several clusters, inventory names ---------------------------------------------------------
+
+def _aliased(facts, prefix, suffix=""):
+    """The same nodes under other inventory names (their facts keep the hostnames nodeN)."""
+    return {f"{prefix}{host}{suffix}": fact for host, fact in facts.items()}
+
+
+def _serious(findings):
+    return [(f["id"], f["host"]) for f in findings if f["severity"] in ("critical", "warning")]
+
+
+def test_two_healthy_clusters_in_one_inventory_are_judged_apart():
+    facts = {**_aliased(healthy("ipip"), "a-"), **_aliased(healthy("vxlan"), "b-")}
+    clusters = {h: h.split("-", 1)[0] for h in facts}
+    maps, findings, hosts = _fleet.audit_fleet(facts, clusters=clusters)
+    assert set(maps) == {"a", "b"} and (maps["a"]["mode"], maps["b"]["mode"]) == ("ipip", "vxlan")
+    assert _serious(findings) == []
+    assert {hosts[h]["cluster"] for h in facts} == {"a", "b"} and hosts["b-node2"]["cluster"] == "b"
+    # As one cluster (no calico_cluster), every node would be expected to route the other cluster's
+    # blocks: the grouping is what keeps them apart.
+    _maps, merged, _hosts = _fleet.audit_fleet(facts)
+    assert any(i in ("RT002", "CL001", "DUP001") for i, _h in _serious(merged))
+
+
+def test_a_fault_in_one_cluster_is_named_on_that_node_only():
+    def lose_route(host, snapshot):
+        if host == "node3":  # node3 lost its route to node1's block
+            snapshot["routes"] = [r for r in snapshot["routes"] if r["dst"] != "198.18.1.0/26"]
+
+    facts = {**_aliased(healthy("ipip"), "a-"), **_aliased(build("ipip", healthy_specs(), edit=lose_route), "b-")}
+    _maps, findings, _hosts = _fleet.audit_fleet(facts, clusters={h: h[0] for h in facts})
+    serious = _serious(findings)
+    assert serious and {h for _i, h in serious} == {"b-node3"}
+    assert all(f["cluster"] == "b" for f in findings if f["host"] == "b-node3")
+
+
+def test_findings_are_filed_under_the_inventory_name_not_the_hostname():
+    facts = _aliased(healthy("ipip"), "", ".example.com")
+    facts["node2.example.com"]["sysctls"]["net.ipv4.ip_forward"] = 0
+    refresh(facts)
+    assert facts["node2.example.com"]["findings"][0]["host"] == "node2"  # what the node itself says
+    _maps, findings, hosts = _fleet.audit_fleet(facts)
+    assert ("SYS001", "node2.example.com") in _serious(findings)
+    assert {f["host"] for f in findings} <= set(facts)
+    assert hosts["node2.example.com"]["hostname"] == "node2" and hosts["node2.example.com"]["status"] == "findings"
+    # node2.example.com -> node2 is a domain, not another machine: no HOST001.
+    assert not [f for f in findings if f["id"] == "HOST001"]
+
+
+def test_two_hosts_with_one_hostname_are_one_calico_node():
+    facts = healthy("ipip")
+    facts["node4"]["hostname"] = "node3"
+    facts["node4"]["identity"]["nodename_file"] = "node3"
+    _maps, findings, _hosts = _fleet.audit_fleet(facts)
+    dup = [f for f in findings if f["id"] == "DUP001"]
+    assert [(f["host"], f["peer"], f["severity"]) for f in dup] == [("node3", "node4", "critical")]
+    assert dup[0]["evidence"]["node_name"] == "node3"
+    # The alias that names another machine is reported, at info only.
+    host001 = [f for f in findings if f["id"] == "HOST001"]
+    assert [(f["host"], f["severity"]) for f in host001] == [("node4", "info")]
+
+
+def test_a_node_in_another_mode_than_its_cluster_is_a_finding_not_a_crash():
+    facts = {**healthy("ipip"), "node9": healthy("vxlan", count=5)["node5"]}
+    _maps, findings, _hosts = _fleet.audit_fleet(facts)
+    cl = [(f["host"], f["severity"]) for f in findings if f["id"] == "CL001"]
+    assert cl == [("node9", "critical")]
+
+
+def test_blocks_outside_the_given_pools_are_a_finding():
+    _maps, findings, _hosts = _fleet.audit_fleet(healthy("ipip"), pools=["198.18.1.0/24"])
+    assert sorted(f["host"] for f in findings if f["id"] == "CL001") == ["node2", "node3", "node4"]
+
+
+def test_pools_and_datastores_per_cluster():
+    facts = {**_aliased(healthy("ipip"), "a-"), **_aliased(healthy("ipip"), "b-")}
+    clusters = {h: h[0] for h in facts}
+    _maps, findings, _hosts = _fleet.audit_fleet(facts, clusters=clusters,
+                                                 pools={"a": ["198.18.0.0/16"], "b": ["198.18.0.0/24"]})
+    assert {f["cluster"] for f in findings if f["id"] == "CL001"} == {"b"}
+    with pytest.raises(ValueError, match="several clusters"):
+        _fleet.audit_fleet(facts, clusters=clusters, datastore={"source": "etcd", "nodes": {}, "blocks": {}})
+    with pytest.raises(ValueError, match="not a datastore view"):
+        _fleet.audit_fleet(facts, clusters=clusters, datastore={"c": {}})

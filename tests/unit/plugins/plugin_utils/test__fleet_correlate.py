@@ -139,7 +139,7 @@ def test_folding_never_changes_the_verdict(fail_on):
 
 def test_the_matrix_shows_a_folded_consequence_with_its_own_severity():
     facts = bgp_peer_down("bgp")
-    expected, findings, hosts = _fleet.audit(facts)
-    report = _report.build_report(expected, findings, hosts, "2026-01-01T00:00:00+00:00")
+    maps, findings, hosts = _fleet.audit_fleet(facts)
+    report = _report.build_report(maps, findings, hosts, "2026-01-01T00:00:00+00:00")
     _order, cells = _report.matrix(report)
     assert cells[("node1", "node3")] == ("critical", ["BGP001", "RT002"])

@@ -14,8 +14,8 @@ GENERATED = "2026-01-02T03:04:05+00:00"
 
 
 def report_of(facts, **kwargs):
-    expected, findings, hosts = _fleet.audit(facts, **kwargs)
-    return _report.build_report(expected, findings, hosts, GENERATED)
+    maps, findings, hosts = _fleet.audit_fleet(facts, **kwargs)
+    return _report.build_report(maps, findings, hosts, GENERATED)
 
 
 def both_cases():
@@ -27,13 +27,13 @@ def both_cases():
 
 
 def big_report(nodes=400, per_node=8):
-    findings = [{"id": "RT001", "severity": "critical" if n % 2 else "warning", "host": f"node{h:04d}",
+    findings = [{"id": "RT001", "severity": "critical" if n % 2 else "warning", "host": f"node{h:04d}", "cluster": "c1",
                  "peer": f"node{(h + n + 1) % nodes:04d}", "summary": "x" * 120, "evidence": {"routes": ["y" * 80]},
                  "remedy": "z" * 200} for h in range(nodes) for n in range(per_node)]
     hosts = {f"node{h:04d}": {"status": "findings", "ip": "192.0.2.1", "mode": "ipip", "blocks": 1,
-                              "worst": "critical", "counts": {}, "ids": ["RT001"], "routes": None}
+                              "worst": "critical", "counts": {}, "ids": ["RT001"], "routes": None, "cluster": "c1"}
              for h in range(nodes)}
-    return _report.build_report({"mode": "ipip", "blocks": {}, "nodes": {}}, findings, hosts, GENERATED)
+    return _report.build_report({"c1": {"mode": "ipip", "blocks": {}, "nodes": {}}}, findings, hosts, GENERATED)
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -41,16 +41,18 @@ def big_report(nodes=400, per_node=8):
 def test_json_report_is_versioned_and_summarised():
     report = both_cases()
     doc = json.loads(_report.render_json(report))
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["generated"] == GENERATED
-    assert set(doc) == {"schema_version", "generated", "summary", "expected_map", "hosts", "findings"}
+    assert set(doc) == {"schema_version", "generated", "summary", "clusters", "hosts", "findings"}
     summary = doc["summary"]
     assert (summary["hosts"], summary["audited"], summary["unreachable"]) == (5, 4, ["node5"])
     assert summary["critical"] == sum(1 for f in doc["findings"] if f["severity"] == "critical")
     assert summary["by_id"]["RT001"] == 1
     assert summary["worst"] == "critical"
-    assert doc["expected_map"]["block_count"] == 4
-    assert "blocks" not in doc["expected_map"]  # compact: next hops follow from nodes
+    assert summary["clusters"] == ["default"]
+    assert doc["clusters"]["default"]["summary"]["findings"] == summary["findings"]
+    assert doc["clusters"]["default"]["expected_map"]["block_count"] == 4
+    assert "blocks" not in doc["clusters"]["default"]["expected_map"]  # compact: next hops follow from nodes
     assert doc["hosts"]["node5"]["status"] == "unreachable"
 
 

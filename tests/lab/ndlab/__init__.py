@@ -1,0 +1,1 @@
+"""The namespace lab behind tests/lab/labctl (tests/lab/README.md, Code layout)."""

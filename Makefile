@@ -8,7 +8,7 @@ COLL_ROOT := $(ROOT)/.collections/ansible_collections
 # Collections we reuse (ansible.posix.sysctl, community.general.modprobe), taken from the
 # ansible community package on PyPI that matches our ansible-core 2.19.
 ANSIBLE_BUNDLE := ansible==12.3.0
-DEBS := iproute2 iputils-ping procps kmod bird openssh-server network-manager dbus libglib2.0-bin nftables rsync git shellcheck etcd-server etcd-client chromium
+DEBS := iproute2 iputils-ping procps kmod bird openssh-server network-manager dbus libglib2.0-bin nftables rsync git shellcheck etcd-server etcd-client chromium prometheus
 LAB := $(ROOT)/tests/lab/labctl
 DEMO_LAB := demo
 
@@ -54,6 +54,8 @@ $(COLL_ROOT)/ansible/posix/MANIFEST.json:
 
 lint: install
 	$(VENV)/bin/ruff check plugins tests bench
+	# Node code must run on the Python of the nodes ansible-core 2.19 manages (3.8+).
+	$(VENV)/bin/vermin -t=3.8- --no-tips --violations -q plugins/module_utils plugins/modules
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint --offline
 
@@ -70,7 +72,13 @@ integration: install
 molecule: install
 	cd $(ROOT) && $(VENV)/bin/molecule test
 
-test: install lint sanity unit integration molecule
+# The collection as Galaxy, docs.ansible.com, ansible-builder and ansible-test see it: galaxy-importer on the
+# built tarball, antsibull-docs lint, EE introspection, changelog lint, ansible-test units (tests/ecosystem/run.sh).
+.PHONY: ecosystem
+ecosystem: install
+	bash tests/ecosystem/run.sh
+
+test: install lint sanity unit ecosystem integration molecule
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

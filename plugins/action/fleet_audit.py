@@ -11,11 +11,14 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue, _contract
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules, _fleet, _report
 from ansible_collections.netdoctor.calico.plugins.plugin_utils._files import write_atomic
 
-FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml"}
+FORMATS = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml",
+           "prometheus": "calico_audit.prom"}
+# prometheus is asked for where a textfile collector reads it (a scheduled audit), not by default.
+DEFAULT_FORMATS = ["json", "md", "html", "junit"]
 
 ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str"},
@@ -26,10 +29,10 @@ ARGUMENT_SPEC = {
     "pools": {"type": "list", "elements": "str", "default": []},
     "cross_subnet": {"type": "bool", "default": False},
     "report_dir": {"type": "path"},
-    "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": list(FORMATS)},
+    "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": DEFAULT_FORMATS},
     "query": {"type": "str"},
-    "fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "critical"},
-    "junit_fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "warning"},
+    "fail_on": {"type": "str", "choices": list(_catalogue.FAIL_ON), "default": "critical"},
+    "junit_fail_on": {"type": "str", "choices": list(_catalogue.FAIL_ON), "default": "warning"},
     "map_only": {"type": "bool", "default": False},
     "datastore": {"type": "dict"},
     "cluster_var": {"type": "str", "default": "calico_cluster"},
@@ -94,7 +97,9 @@ class ActionModule(ActionBase):
                                                  pools=args["pools"], cross_subnet=args["cross_subnet"])
                     for name, members in groups.items()}
             result.update(changed=False, expected_maps=maps,
-                          clusters={h: name for name, members in groups.items() for h in members})
+                          clusters={h: name for name, members in groups.items() for h in members},
+                          drift_needed=sorted(h for name, members in groups.items() for h in _fleet.drift_needed(
+                              {m: facts_by_host[m] for m in members}, maps[name])))
             if len(maps) == 1:
                 result["expected_map"] = next(iter(maps.values()))
             return result
@@ -108,9 +113,9 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"datastore: {exc}") from exc
         generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         report = _report.build_report(maps, findings, host_lines, generated)
-        # Without a datastore the DS rules did not run: no JUnit testcase claims they passed.
-        checks = _fleet.CHECKS if args["datastore"] is not None else tuple(
-            c for c in _fleet.CHECKS if c not in _datastore_rules.CHECKS)
+        # Without a datastore view (none given, or its read failed: DS000) the DS rules did not run: no
+        # JUnit testcase claims they passed.
+        checks = _datastore_rules.junit_checks(_fleet.CHECKS, args["datastore"])
 
         report_paths = {}
         if args["report_dir"]:
@@ -133,7 +138,7 @@ class ActionModule(ActionBase):
             except (ValueError, RuntimeError) as exc:
                 raise AnsibleActionFail(str(exc)) from exc
         # Fail last, after the reports are on disk: this is the CI exit code.
-        bad = _contract.failing(findings, args["fail_on"])
+        bad = _catalogue.failing(findings, args["fail_on"])
         if not report["summary"]["audited"] and args["fail_on"] != "never":
             result["failed"] = True
             result["msg"] = (f"no node was audited: all {report['summary']['hosts']} host(s) were unreachable or "
@@ -153,4 +158,6 @@ class ActionModule(ActionBase):
             return _report.render_markdown(report)
         if fmt == "html":
             return _report.render_html(report)
+        if fmt == "prometheus":
+            return _report.render_prometheus(report)
         return _report.render_junit(report, checks, junit_fail_on)

@@ -12,7 +12,7 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _repair, _report
 from ansible_collections.netdoctor.calico.plugins.plugin_utils._files import write_atomic
 
@@ -24,7 +24,7 @@ ARGUMENT_SPEC = {
     # mode=plan
     "report_path": {"type": "path"},
     "hosts": {"type": "list", "elements": "str"},
-    "min_severity": {"type": "str", "choices": list(_contract.SEVERITIES), "default": "warning"},
+    "min_severity": {"type": "str", "choices": list(_catalogue.SEVERITIES), "default": "warning"},
     "steps": {"type": "dict", "options": {step: {"type": "bool", "default": True} for step in _repair.STEPS}},
     "run_tags": {"type": "list", "elements": "str", "default": ["all"]},
     "skip_tags": {"type": "list", "elements": "str", "default": []},
@@ -36,7 +36,7 @@ ARGUMENT_SPEC = {
     "after": {"type": "path"},
     "plan": {"type": "dict"},
     "check_mode": {"type": "bool"},
-    "fail_on": {"type": "str", "choices": list(_contract.FAIL_ON), "default": "warning"},
+    "fail_on": {"type": "str", "choices": list(_catalogue.FAIL_ON), "default": "warning"},
     "report_dir": {"type": "path"},
     "changes": {"type": "dict", "default": {}},
     "probes": {"type": "dict", "default": {}},

@@ -4,8 +4,10 @@
 
 # PRIVATE to this collection: may change at any time without notice.
 
-"""The incident catalogue (DESIGN §1): every finding id, its title, seed, scope and fix. Data only:
-both rooms read it (node rules and fleet rules build findings; docs/findings.md is checked against it)."""
+"""The incident catalogue (DESIGN §1) and the finding half of the contract: every finding id with
+its title, seed, scope and fix, the constructor that checks a finding against it, and the severity
+policy (ranks, ``fail_on``). Both rooms build findings with it (node rules and fleet rules);
+docs/findings.md is checked against the table; ``_contract.Finding`` is the shape."""
 
 from __future__ import annotations
 
@@ -96,6 +98,12 @@ CATALOGUE = {
         "fix": "Make the host reachable (SSH, Python, become) and rerun the audit.",
     },
     # DS*: the fleet audit's datastore rules (_datastore), when it is given calico_datastore_info's view.
+    "DS000": {
+        "title": "The datastore view is missing: Calico's datastore could not be read",
+        "seed": None, "scope": "fleet",
+        "fix": "Fix what the message names (Calico's CRDs not served, credentials, TLS CA, timeout or reachability "
+               "from the controller, a missing etcd_ca/etcd_cert/etcd_key/kubeconfig file) and rerun the audit.",
+    },
     "DS001": {
         "title": "The datastore registers a node with another address, tunnel address or VTEP MAC than it uses",
         "seed": "001 case 1", "scope": "fleet",
@@ -116,3 +124,61 @@ CATALOGUE = {
                "datastore); the mesh stops peering with it (BGP001).",
     },
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings and the severity policy
+
+SEVERITIES = ("critical", "warning", "info")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+FAIL_ON = (*SEVERITIES, "never")
+EVIDENCE_LIMIT = 10  # list items quoted per finding: one broken node must not blow up a report
+
+
+def limited(items):
+    """At most EVIDENCE_LIMIT items, and how many more there were."""
+    items = list(items)
+    if len(items) <= EVIDENCE_LIMIT:
+        return items
+    return [*items[:EVIDENCE_LIMIT], f"... {len(items) - EVIDENCE_LIMIT} more"]
+
+
+def finding(fid, severity, host, summary, evidence, remedy, *, peer=None):  # noqa: PLR0917 - the finding's fields, in order
+    """A finding dict; the id must be in CATALOGUE and the severity one of SEVERITIES."""
+    if fid not in CATALOGUE:
+        raise ValueError(f"unknown finding id {fid!r}: add it to CATALOGUE first")
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})")
+    return {"id": fid, "severity": severity, "host": host, "peer": peer, "summary": summary,
+            "evidence": evidence, "remedy": remedy}
+
+
+def sort_findings(findings):
+    """Worst first, then by id, host and peer."""
+    return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), len(SEVERITIES)), f.get("id") or "",
+                                           str(f.get("host") or ""), str(f.get("peer") or "")))
+
+
+def worst_severity(findings):
+    """The most severe severity among findings, or None when there are none."""
+    ranks = [SEVERITY_RANK[f["severity"]] for f in findings if f.get("severity") in SEVERITY_RANK]
+    return SEVERITIES[min(ranks)] if ranks else None
+
+
+def severity_rank(severity):
+    """0 for critical ... 2 for info; unknown severities sort last."""
+    return SEVERITY_RANK.get(severity, len(SEVERITIES))
+
+
+def at_or_above(severity, threshold):
+    """Whether a finding of ``severity`` reaches the ``fail_on`` threshold."""
+    if threshold == "never":
+        return False
+    if threshold not in SEVERITY_RANK:
+        raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {threshold!r}")
+    return severity_rank(severity) <= SEVERITY_RANK[threshold]
+
+
+def failing(findings, fail_on):
+    """The findings that make an audit fail under ``fail_on``."""
+    return [f for f in findings if at_or_above(f.get("severity"), fail_on)]

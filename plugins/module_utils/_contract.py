@@ -10,15 +10,17 @@ what both call a finding.
 - ``CalicoNodeFact``: the ``calico_node`` fact (calico_node_facts, on the node).
 - ``ExpectedMap``: block -> owner and next hop, plus every node's identity (``expected_map``, on the
   controller, from the facts); ``route_drift`` judges one node's routes against it, on either side.
-- ``RouteDrift``: what route_drift returns; ``Finding``: one finding, with the severity policy.
+- ``RouteDrift``: what route_drift returns; ``Finding``: one finding (built and ranked by
+  ``_catalogue``, which holds the catalogue and the severity policy beside it).
 
 Node code and controller code both import this module, so it imports only the standard library
-and the catalogue. The JSON Schema of report.json (docs/report.schema.json) is checked against
-these shapes by the unit tests.
+and ``_calico_view``'s constants: calico_routes' payload carries it and nothing more. The JSON
+Schema of report.json (docs/report.schema.json) describes the same shapes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 from collections import Counter
@@ -32,7 +34,6 @@ from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view impo
     VXLAN_DEVICES,
     WORKLOAD_PREFIX,
 )
-from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import CATALOGUE
 
 # ---------------------------------------------------------------------------------------------
 # Typed shapes (documentation that type checkers and the schema test read; runtime data stays dicts)
@@ -113,64 +114,6 @@ class CalicoNodeFact(TypedDict, total=False):
     peer_routes: dict
     autodetection: dict
     findings: list[Finding]
-
-
-# ---------------------------------------------------------------------------------------------
-# Findings and the severity policy
-
-SEVERITIES = ("critical", "warning", "info")
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-FAIL_ON = (*SEVERITIES, "never")
-EVIDENCE_LIMIT = 10  # list items quoted per finding: one broken node must not blow up a report
-
-
-def limited(items):
-    """At most EVIDENCE_LIMIT items, and how many more there were."""
-    items = list(items)
-    if len(items) <= EVIDENCE_LIMIT:
-        return items
-    return [*items[:EVIDENCE_LIMIT], f"... {len(items) - EVIDENCE_LIMIT} more"]
-
-
-def finding(fid, severity, host, summary, evidence, remedy, *, peer=None):  # noqa: PLR0917 - the finding's fields, in order
-    """A finding dict; the id must be in CATALOGUE and the severity one of SEVERITIES."""
-    if fid not in CATALOGUE:
-        raise ValueError(f"unknown finding id {fid!r}: add it to _catalogue.CATALOGUE first")
-    if severity not in SEVERITY_RANK:
-        raise ValueError(f"unknown severity {severity!r} (one of {', '.join(SEVERITIES)})")
-    return {"id": fid, "severity": severity, "host": host, "peer": peer, "summary": summary,
-            "evidence": evidence, "remedy": remedy}
-
-
-def sort_findings(findings):
-    """Worst first, then by id, host and peer."""
-    return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), len(SEVERITIES)), f.get("id") or "",
-                                           str(f.get("host") or ""), str(f.get("peer") or "")))
-
-
-def worst_severity(findings):
-    """The most severe severity among findings, or None when there are none."""
-    ranks = [SEVERITY_RANK[f["severity"]] for f in findings if f.get("severity") in SEVERITY_RANK]
-    return SEVERITIES[min(ranks)] if ranks else None
-
-
-def severity_rank(severity):
-    """0 for critical ... 2 for info; unknown severities sort last."""
-    return SEVERITY_RANK.get(severity, len(SEVERITIES))
-
-
-def at_or_above(severity, threshold):
-    """Whether a finding of ``severity`` reaches the ``fail_on`` threshold."""
-    if threshold == "never":
-        return False
-    if threshold not in SEVERITY_RANK:
-        raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {threshold!r}")
-    return severity_rank(severity) <= SEVERITY_RANK[threshold]
-
-
-def failing(findings, fail_on):
-    """The findings that make an audit fail under ``fail_on``."""
-    return [f for f in findings if at_or_above(f.get("severity"), fail_on)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,3 +420,107 @@ def _outside_blocks(routes, expected, host, delete):
             items.append({"kind": "shadow", "dst": dst, "have": _have(route), "want": _want_view(blocks[block]),
                           "owner": blocks[block]["owner"], "block": block})
     return items, unverified
+
+
+# ---------------------------------------------------------------------------------------------
+# The route digest: a node's remote-block routes in O(1) bytes, checked on the controller
+
+_DIGEST_MODULUS = 1 << 128
+
+
+def _digest_entry(route, mode):
+    """What route_drift judges of a route, canonical: (dst, type, next hops) and, where the mode
+    fixes the device (IPIP, VXLAN), the device class (the tunnel's name, or "" off the tunnels)
+    and onlink."""
+    hops = tuple(sorted(h.get("gateway") or "" for h in route["multipath"])) if route.get("multipath") else (
+        route.get("gateway") or "",)
+    entry = (route.get("dst"), route.get("type") or "unicast", hops)
+    if ROUTE_SHAPE.get(mode, (None, None))[1] is not None:
+        dev = route.get("dev") or ""
+        entry += (dev if dev in CALICO_TUNNELS else "", bool(route.get("onlink")))
+    return entry
+
+
+def _digest(entries):
+    """Order-independent multiset hash: the sum of the entries' SHA-256 prefixes, and their count."""
+    total = 0
+    for entry in entries:
+        total += int.from_bytes(hashlib.sha256(repr(entry).encode()).digest()[:16], "big")
+    return {"count": len(entries), "hash": f"{total % _DIGEST_MODULUS:032x}"}
+
+
+def digest_routes(routes, pools):
+    """The routes a node's digest covers: unicast, not default, not host routes (borrowed pod IPs,
+    tunnel addresses), off the workload devices, and either Calico's (proto bird or 80, boot on a
+    tunnel device) or inside the pools (so a foreign route shadowing a block counts too)."""
+    nets = [ipaddress.ip_network(p) for p in pools or ()]
+    out = []
+    for route in routes:
+        dst, dev = route.get("dst"), route.get("dev") or ""
+        if not dst or dst == "default" or route.get("type", "unicast") != "unicast" or dev.startswith(WORKLOAD_PREFIX):
+            continue
+        net = ipaddress.ip_network(dst, strict=False)
+        if net.prefixlen == net.max_prefixlen:
+            continue
+        if _calico_owned(route) or any(net.version == p.version and net.subnet_of(p) for p in nets):
+            out.append(route)
+    return out
+
+
+def route_digest(routes, mode, local_blocks, pools=None):
+    """The node's side (calico_node_facts): a digest of its remote-block routes, O(1) bytes at any
+    fleet size. ``pools``: the IP pools when known, else the supernets around the node's own blocks."""
+    covered = digest_routes(routes, pools or _derived_pools(local_blocks))
+    return {"mode": mode, "pools": sorted(pools) if pools else None,
+            **_digest([_digest_entry(r, mode) for r in covered])}
+
+
+def _same_subnet(fact, address):
+    """Whether ``address`` is on one of the node's own subnets off the Calico devices (CrossSubnet)."""
+    ip = ipaddress.ip_address(address)
+    for link in fact.get("links") or ():
+        if link.get("name") in CALICO_TUNNELS or (link.get("name") or "").startswith(WORKLOAD_PREFIX):
+            continue
+        for addr in link.get("addresses") or ():
+            try:
+                if ip in ipaddress.ip_interface(f"{addr['address']}/{addr['prefixlen']}").network:
+                    return True
+            except (KeyError, ValueError):
+                continue
+    return False
+
+
+def expected_digest(expected, host, fact):
+    """The controller's side: the digest ``host`` sends when its routes are exactly what the map
+    wants (route_drift would find nothing), or None when its digest cannot be predicted (a block
+    without a single owner, an owner without an address)."""
+    mode, nodes = expected["mode"], expected["nodes"]
+    entries = []
+    for dst, want in expected["blocks"].items():
+        owner = want["owner"]
+        if owner == host:
+            continue
+        if owner is None or want["next_hop"] is None:
+            return None
+        route = {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
+                 "onlink": want["onlink"]}
+        owner_ip = nodes[owner].get("ip")
+        if expected.get("cross_subnet") and owner_ip and _same_subnet(fact, owner_ip):
+            route = {**route, "gateway": owner_ip, "dev": None, "onlink": False}
+        entries.append(_digest_entry(route, mode))
+    return _digest(entries)
+
+
+def digest_drift(expected, host, fact):
+    """route_drift's result for a node whose digest matches the map (nothing to fix), else None:
+    the node must send its drift in detail (a second round trip, for drifted nodes only)."""
+    sent = fact.get("route_digest")
+    if not isinstance(sent, dict) or sent.get("mode") != expected.get("mode") or expected["mode"] not in ROUTE_SHAPE:
+        return None
+    if sent.get("pools") and sorted(sent["pools"]) != sorted(expected.get("pools") or ()):
+        return None
+    want = expected_digest(expected, host, fact)
+    if want is None or (want["count"], want["hash"]) != (sent.get("count"), sent.get("hash")):
+        return None
+    return {"host": host, "mode": expected["mode"], "checked": want["count"], "ok": want["count"], "unverified": 0,
+            "counts": {}, "drift": [], "actions": {"add": [], "replace": [], "delete": []}, "by": "digest"}

@@ -17,15 +17,18 @@ import fnmatch
 import ipaddress
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _nm_config
-from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
     EVIDENCE_LIMIT,
-    calico_node_env,
     finding,
     limited,
     sort_findings,
 )
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+    calico_node_env,
+)
 
 # --- fact helpers ----------------------------------------------------------------------------
+
 
 def _ip(value):
     """'192.0.2.11/24' or '192.0.2.11' -> ip_address; None for anything else (autodetect, none, '')."""

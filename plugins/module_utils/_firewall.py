@@ -247,7 +247,7 @@ def _test(value, item):
     if isinstance(value, list) or isinstance(item, list):
         if not (isinstance(value, list) and isinstance(item, list) and len(value) == len(item)):
             return None
-        return _all(_test(v, i) for v, i in zip(value, item, strict=True))
+        return _all(_test(v, i) for v, i in zip(value, item))
     (kind, low, high), (other, first, last) = value, item
     if kind == "if":
         return False if item == ("s", "lo", "lo") else None

@@ -603,13 +603,19 @@ def _address(data, start, end):
     names = _flag_names(flags, _IFA_FLAG_NAMES)
     if flags & 0x01:
         names.insert(0, "secondary" if version == 4 else "temporary")
-    return {
+    local, address = attrs.get(_IFA_LOCAL), attrs.get(_IFA_ADDRESS)
+    out = {
         "index": index, "family": version,
         # IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
-        "address": _addr(data, attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)),
+        "address": _addr(data, local or address),
         "prefixlen": prefixlen, "scope": ADDRESS_SCOPES.get(scope, scope), "flags": names,
         "label": _str(data, attrs.get(_IFA_LABEL)),
     }
+    # "peer" only when the address has one, the way netlink's AddrList (calico-node from v3.32)
+    # tells: IPv4 sends both, differing when there is a peer; IPv6 sends IFA_LOCAL only with one.
+    if local is not None and address is not None and (version == 6 or _raw(data, local) != _raw(data, address)):
+        out["peer"] = _addr(data, address)
+    return out
 
 
 def _neighbour_fields(data, start, end):
@@ -702,8 +708,9 @@ def decode_rules(data):
 
 
 def links_with_addresses(snap):
-    """The fact's ``links``: each snapshot link (ifindex order) with its addresses (kernel order)
-    under ``addresses``, without their ``index``."""
+    """The fact's ``links``: each snapshot link (in the kernel's link-dump order, which calico-node's
+    autodetection walks backwards: keep it) with its addresses (kernel order) under ``addresses``,
+    without their ``index``."""
     by_index = {}
     for address in snap["addresses"]:
         by_index.setdefault(address["index"], []).append({k: v for k, v in address.items() if k != "index"})
@@ -783,7 +790,9 @@ class Netlink:
         return out
 
     def links(self):
-        """Link dicts; their names also serve the ``dev`` fields of later calls."""
+        """Link dicts in the kernel's dump order (never sorted: calico-node's autodetection walks
+        this order backwards; ascending ifindex on current kernels, hash-bucket order on older
+        ones); their names also serve the ``dev`` fields of later calls."""
         links = self._dump(ifinfmsg, _RTM_GETLINK, _AF_UNSPEC, lambda data, out: _feed(data, _RTM_NEWLINK, _link, out),
                            attrs=[("IFLA_EXT_MASK", _RTEXT_FILTER_SKIP_STATS)])
         self._names = {link["index"]: link["name"] for link in links}

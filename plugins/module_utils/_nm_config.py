@@ -313,7 +313,7 @@ def _config_match(specs, nm_version, env_tag):
             return False
         want = [int(p) for p in parts]
         cur = [int(p) for p in nm_version.split(".")[:3]]
-        for i, (c, v) in enumerate(zip(cur, want, strict=False)):
+        for i, (c, v) in enumerate(zip(cur, want)):
             last = i == len(want) - 1
             if tag == "nm-version:" or not last:
                 if c != v:
@@ -686,7 +686,7 @@ def managed_example(config, pattern, max_len=IFNAME_MAX, assume_unmanaged=False)
     while queue:
         (states, spec_states), name = queue.popleft()
         if target.accepts(states):
-            accepted = {key for key, g, s in zip(name_specs, globs, spec_states, strict=True) if g.accepts(s)}
+            accepted = {key for key, g, s in zip(name_specs, globs, spec_states) if g.accepts(s)}
 
             def test(kind, arg, accepted=accepted):
                 if kind in ("name-glob", "name-exact", "fuzzy") and (kind, arg) in accepted:
@@ -703,7 +703,7 @@ def managed_example(config, pattern, max_len=IFNAME_MAX, assume_unmanaged=False)
             nxt_states = target.step(states, ch)
             if not nxt_states:
                 continue
-            nxt = (nxt_states, tuple(g.step(s, ch) for g, s in zip(globs, spec_states, strict=True)))
+            nxt = (nxt_states, tuple(g.step(s, ch) for g, s in zip(globs, spec_states)))
             if nxt not in seen:
                 seen.add(nxt)
                 queue.append((nxt, name + ch))
@@ -776,6 +776,26 @@ def later_overrides(discovered, path, specs):
 
 # ---------------------------------------------------------------------------------------------
 # Live state and the fact
+
+
+NM_PID_FILE = "/run/NetworkManager/NetworkManager.pid"
+
+
+def running(run, nmcli, proc="/proc", pid_file=NM_PID_FILE):
+    """Whether NetworkManager runs, decided from what it answers itself: ``nmcli -t -f RUNNING
+    general`` (NetworkManager's D-Bus service), or where nmcli is missing its pid file naming a live
+    NetworkManager process. Never from process names: a transient ``NetworkManager --version`` (the
+    facts module runs one) is no daemon. ``run(argv) -> (rc, stdout, stderr)``."""
+    if nmcli:
+        rc, out, _err = run([nmcli, "-t", "-f", "RUNNING", "general"])
+        return rc == 0 and out.strip() == "running"
+    try:
+        with open(pid_file) as fh:
+            pid = int(fh.read().strip())
+        with open(os.path.join(proc, str(pid), "comm")) as fh:
+            return fh.read().strip() == "NetworkManager"
+    except (OSError, ValueError):
+        return False
 
 
 def parse_nmcli_devices(text):

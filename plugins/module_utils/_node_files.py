@@ -29,6 +29,8 @@ CALICO_ENV_KEYS = (
     "NODENAME", "IP", "IP6", "IP_AUTODETECTION_METHOD", "IP6_AUTODETECTION_METHOD", "CALICO_NETWORKING_BACKEND",
     "CALICO_IPV4POOL_CIDR", "CALICO_IPV6POOL_CIDR", "CALICO_IPV4POOL_IPIP", "CALICO_IPV4POOL_VXLAN",
     "CALICO_ROUTER_ID", "AUTODETECT_POLL_INTERVAL",
+    # host-local IPAM on the Nodes' pod CIDRs: how the datastore's blocks and tunnel address are read
+    "USE_POD_CIDR",
 )
 # Felix reads FELIX_* case-insensitively.
 FELIX_ENV_KEYS = (
@@ -232,11 +234,6 @@ def host_processes(proc="/proc"):
             argv.pop()
         if argv:
             yield pid, argv
-
-
-def process_running(name, proc="/proc"):
-    """Whether a process whose argv[0] basename is ``name`` runs in this network namespace."""
-    return any(os.path.basename(argv[0]) == name for _pid, argv in host_processes(proc))
 
 
 def read_calico_node(proc="/proc"):

@@ -189,7 +189,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_config, _nm_dropin, _node_files
+from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_config, _nm_dropin
 
 NM_BINARY = "NetworkManager"
 MODE = 0o644
@@ -314,9 +314,9 @@ class DropIn:
         return model
 
     def _reload(self):
-        if not _node_files.process_running(NM_BINARY):
-            return
         module = self.module
+        if not _nm_config.running(module.run_command, module.get_bin_path("nmcli")):
+            return
         cmd = _nm_dropin.reload_command(module.get_bin_path("nmcli"), module.get_bin_path("busctl"),
                                         module.get_bin_path("dbus-send"))
         if cmd is None:

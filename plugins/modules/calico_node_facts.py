@@ -40,8 +40,10 @@ options:
     default: []
   calico_version:
     description:
-      - Calico version whose default interface exclusion list the replay uses. Calico v3.25 anchored the patterns and
-        added C(podman), C(br-), the VXLAN/WireGuard devices and C(nodelocaldns).
+      - Calico release whose autodetection the replay follows, to the patch (V(3.24.5) or V(v3.24.5); V(3.24) means
+        3.24.0) - the default interface exclusion list (anchored from v3.23.4/v3.24.3, VXLAN/WireGuard devices from
+        v3.23.5/v3.24.4, C(nodelocaldns) from v3.24.6, C(podman) and C(br-) from v3.25), how addresses are read (an
+        address with a peer is a /32 from v3.32) and the Go regexp syntax its build accepts. See docs/autodetection.md.
     type: str
     default: "3.30"
   kubernetes_internal_ip:
@@ -64,14 +66,46 @@ options:
   full_routes:
     description:
       - Return every remote block route. By default they are summarised (counts by device and owner), which keeps the
-        fact small on nodes of large clusters.
+        fact small on nodes of large clusters; RV(ansible_facts.calico_node.route_digest) lets the controller check
+        them all the same.
     type: bool
     default: false
+  pools:
+    description:
+      - The cluster's Calico IPPool CIDRs. A route inside them that is not Calico's (one that shadows a block) then
+        counts in RV(ansible_facts.calico_node.route_digest); without them the supernets of Calico's default pool
+        sizes around this node's own blocks are used.
+    type: list
+    elements: str
+    default: []
   bird_socket:
     description:
       - BIRD's control socket, as calico-node creates it. A missing socket is reported in the fact, not an error.
     type: path
     default: /var/run/calico/bird.ctl
+  kernel_modules:
+    description:
+      - Kernel modules to look up in the running kernel, the way C(calicoctl node checksystem) does - C(/sys/module),
+        C(/proc/modules), C(modules.builtin), C(modules.dep), then the kernel's C(.config) (also C(/proc/config.gz)).
+        The result is RV(ansible_facts.calico_node.kernel_modules).
+      - Empty (the default) - nothing is looked up and the fact's C(kernel_modules) is null.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      names:
+        description: Module names (letters, digits, C(_) and C(-)); any one of them satisfies the entry.
+        type: list
+        elements: str
+        required: true
+      config:
+        description: The kernel config option that builds the module (C(CONFIG_...)).
+        type: str
+        required: true
+      optional:
+        description: Carried into the result, for the caller to report a missing module without failing on it.
+        type: bool
+        default: false
 notes:
   - Route protocol numbers are Calico's owners - 12 (bird) is BIRD, 80 is Felix (blackholes, no-encap, IPIP from
     v3.33), 3 (boot) is Felix's workload and VXLAN routes; iproute2 hides proto boot unless C(ip -d route) is used.
@@ -178,7 +212,25 @@ ansible_facts:
               (calico-node's C(IP) when it is an address) and C(results) - one per replayed method with C(method),
               C(version), C(calico_version), C(valid), C(error), C(address) (CIDR), C(interface), C(log) (the line
               calico-node would print) and C(candidates) (interface, index, address, taken, reason) in the order
-              Calico walks them.
+              Calico walks them; a C(can-reach=) result also has C(reach) - C(dest), C(resolved) (the address dialled;
+              a hostname is resolved on the node), C(addresses) (all it resolved to), C(source) (the kernel's source
+              address towards it) and C(error).
+          type: dict
+        kernel_modules:
+          description:
+            - Null unless O(kernel_modules) was given. C(release) (C(uname -r)), C(modules_supported) (the kernel can
+              load modules - C(/proc/modules) exists), C(sources) (what could be read), C(modules) (name -> C(status),
+              C(evidence)) and C(entries) - per O(kernel_modules) entry its C(names), C(config), C(optional), the best
+              C(status) of its names and the C(name) and C(evidence) that gave it.
+            - A status is V(present) (in the running kernel - C(/sys/module) or C(/proc/modules)), V(builtin),
+              V(loadable), V(missing) or V(unknown) (no source could tell).
+          type: dict
+        route_digest:
+          description:
+            - The node's remote block routes in a few bytes, for the controller to check against the fleet's expected
+              map without the table - C(mode), C(pools) (as given), C(count) and C(hash) (an order-independent sum of
+              SHA-256 prefixes of each route's canonical destination, type, next hops and, in IPIP/VXLAN, device
+              class and onlink). Covered are unicast routes Calico owns, and any route inside the pools.
           type: dict
         findings:
           description:
@@ -188,6 +240,7 @@ ansible_facts:
           elements: dict
 """
 
+import ipaddress
 import json
 import socket
 import traceback
@@ -197,8 +250,10 @@ from ansible_collections.netdoctor.calico.plugins.module_utils import (
     _autodetect,
     _bird,
     _calico_view,
+    _contract,
     _findings,
     _firewall,
+    _kmod,
     _netlink,
     _nm_config,
     _node_files,
@@ -208,8 +263,45 @@ SCHEMA_VERSION = 1
 NM_BINARY = "NetworkManager"
 
 
-def _can_reach_dests(methods):
-    return [m.split("=", 1)[1].strip() for m in methods if m and m.strip().startswith(_autodetect.CAN_REACH)]
+def _reach(nl, dest, version):
+    """What calico-node's net.Dial("udp4"|"udp6", dest:80) gets on this node: a hostname resolved by the
+    node's resolver (getaddrinfo, in its order), then the first address the kernel has a route to (Go's
+    dialSerial tries them in order) and the kernel's source address towards it."""
+    kind, value = _autodetect.reach_target(dest, version)
+    if kind == "error":
+        return {"resolved": None, "addresses": [], "source": None, "error": value}
+    addresses = [value]
+    if kind == "hostname":
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        try:
+            infos = socket.getaddrinfo(dest, 80, family, socket.SOCK_DGRAM)
+        except (OSError, UnicodeError) as exc:
+            return {"resolved": None, "addresses": [], "source": None,
+                    "error": f"dial udp{version}: lookup {dest}: {getattr(exc, 'strerror', None) or exc}"}
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    error = None
+    for address in addresses:
+        try:
+            source = (nl.route_get(address) or {}).get("prefsrc")
+        except (OSError, ValueError) as exc:
+            source, error = None, error or f"dial udp{version} {address}: {exc}"
+        if source:
+            return {"resolved": address, "addresses": addresses, "source": source, "error": None}
+        port = f"[{address}]:80" if ":" in address else f"{address}:80"
+        error = error or f"dial udp{version} {port}: connect: network is unreachable"
+    return {"resolved": addresses[0] if addresses else None, "addresses": addresses, "source": None,
+            "error": error or f"dial udp{version}: lookup {dest}: no such host"}
+
+
+def _can_reach_sources(nl, methods):
+    """{dest: {version: reach record}} for the can-reach= methods among (method, IP version) pairs;
+    dest is the method's text after the prefix, exactly as calico-node takes it."""
+    out = {}
+    for method, version in methods:
+        if method and method.startswith(_autodetect.CAN_REACH):
+            dest = method[len(_autodetect.CAN_REACH):]
+            out.setdefault(dest, {})[version] = _reach(nl, dest, version)
+    return out
 
 
 def _route_summary(route):
@@ -219,16 +311,15 @@ def _route_summary(route):
 
 def _network_manager(module, links):
     nm_bin = module.get_bin_path(NM_BINARY, opt_dirs=["/usr/sbin", "/sbin"])
-    running = _node_files.process_running(NM_BINARY)
+    nmcli = module.get_bin_path("nmcli")
+    running = _nm_config.running(module.run_command, nmcli)
     version = devices = None
     if nm_bin:
         rc, out, _err = module.run_command([nm_bin, "--version"])
         version = out.strip() if rc == 0 else None
-    if running:
-        nmcli = module.get_bin_path("nmcli")
-        if nmcli:
-            rc, out, _err = module.run_command([nmcli, "-t", "-f", "DEVICE,TYPE,STATE", "device"])
-            devices = _nm_config.parse_nmcli_devices(out) if rc == 0 else None
+    if running and nmcli:
+        rc, out, _err = module.run_command([nmcli, "-t", "-f", "DEVICE,TYPE,STATE", "device"])
+        devices = _nm_config.parse_nmcli_devices(out) if rc == 0 else None
     return _nm_config.network_manager_facts(_nm_config.discover("/"), installed=bool(nm_bin), running=running,
                                             devices=devices, nm_version=version)
 
@@ -253,6 +344,16 @@ def _bgp_firewall(module, bird):
     return {**out, "checked": True, "blocking": blocking}
 
 
+def _kernel_modules(module):
+    """The kernel_modules option's lookup; None when it is empty (nothing is read)."""
+    if not module.params["kernel_modules"]:
+        return None
+    try:
+        return _kmod.scan(module.params["kernel_modules"])
+    except ValueError as exc:
+        module.fail_json(msg=f"kernel_modules: {exc}")
+
+
 def gather(module):
     params = module.params
     hostname = socket.gethostname()
@@ -260,18 +361,13 @@ def gather(module):
     env = (identity.get("calico_node") or {}).get("env") or {}
     method_in_use = env.get("IP_AUTODETECTION_METHOD", "")
     method6 = env.get("IP6_AUTODETECTION_METHOD", "") if env.get("IP6") == "autodetect" else None
-    methods = [method_in_use, method6 or "", *params["autodetection_methods"]]
     bird = _bird.bird_facts(params["bird_socket"])
 
     with _netlink.Netlink() as nl:
         snap = nl.snapshot()
         # can-reach is the kernel's own route lookup: resolve it now, on this node, while the socket is open.
-        route_source = {}
-        for dest in _can_reach_dests(methods):
-            try:
-                route_source[dest] = (nl.route_get(dest) or {}).get("prefsrc")
-            except (OSError, ValueError):
-                route_source[dest] = None
+        route_source = _can_reach_sources(
+            nl, [(method_in_use, 4), (method6, 6), *((m, 4) for m in params["autodetection_methods"])])
         peer_routes = {}
         for peer in params["peer_ips"]:
             try:
@@ -297,12 +393,15 @@ def gather(module):
         "firewall": _bgp_firewall(module, bird),
         "identity": identity,
         "peer_routes": peer_routes,
+        "kernel_modules": _kernel_modules(module),
         "autodetection": _autodetect.autodetection_fact(
             snap, method_in_use, calico_version=params["calico_version"], route_source=route_source,
             internal_ips=[params["kubernetes_internal_ip"]] if params["kubernetes_internal_ip"] else None,
             method6_in_use=method6, also=params["autodetection_methods"], intended=params["intended_ip"],
             registered=registered),
     }
+    fact["route_digest"] = _contract.route_digest(snap["routes"], fact["calico"].get("mode"),
+                                                  fact["calico"].get("local_blocks") or (), params["pools"])
     fact["findings"] = _findings.node_findings(fact)
     return fact
 
@@ -314,7 +413,12 @@ ARGUMENT_SPEC = {
     "intended_ip": {"type": "str"},
     "peer_ips": {"type": "list", "elements": "str", "default": []},
     "full_routes": {"type": "bool", "default": False},
+    "pools": {"type": "list", "elements": "str", "default": []},
     "bird_socket": {"type": "path", "default": _bird.DEFAULT_SOCKET},
+    "kernel_modules": {"type": "list", "elements": "dict", "default": [], "options": {
+        "names": {"type": "list", "elements": "str", "required": True},
+        "config": {"type": "str", "required": True},
+        "optional": {"type": "bool", "default": False}}},
 }
 
 
@@ -330,6 +434,11 @@ def main():
         _autodetect.parse_calico_version(module.params["calico_version"])
     except ValueError as exc:
         module.fail_json(msg=f"calico_version: {exc}")
+    for pool in module.params["pools"]:
+        try:
+            ipaddress.ip_network(pool)
+        except ValueError as exc:
+            module.fail_json(msg=f"pools: {pool!r} is not a CIDR: {exc}")
     try:
         fact = gather(module)
     except OSError as exc:

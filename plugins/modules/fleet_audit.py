@@ -31,8 +31,9 @@ description:
     map, so only the drift travelled); for a host without one whose fact carries the full remote block routes
     (O(netdoctor.calico.calico_node_facts#module:full_routes=true)), the comparison runs here.
   - Writes C(report.json) (versioned schema), C(report.md) (fits a pull request comment), C(report.html)
-    (self-contained, with a node by node matrix of route health) and C(junit.xml) into O(report_dir), each file
-    atomically.
+    (self-contained - causes first with their consequences folded under them, and a route health matrix per
+    cluster, node by node or subnet by subnet at fleet scale), C(junit.xml) and, when asked for, C(calico_audit.prom)
+    (Prometheus text format for node_exporter's textfile collector) into O(report_dir), each file atomically.
   - Several Calico clusters in one inventory - each host may carry a cluster name (the host variable named by
     O(cluster_var), or O(clusters)); each cluster is judged on its own facts alone (its own map, mode, pools and
     datastore), and the reports show each cluster's section under the fleet's roll-up. Findings and hosts are
@@ -122,10 +123,16 @@ options:
   formats:
     description:
       - Which reports to write into O(report_dir) - C(json) (C(report.json)), C(md) (C(report.md)), C(html)
-        (C(report.html)), C(junit) (C(junit.xml)).
+        (C(report.html)), C(junit) (C(junit.xml)), C(prometheus) (C(calico_audit.prom)).
+      - C(prometheus) writes gauges for node_exporter's textfile collector (point O(report_dir) at its
+        C(--collector.textfile.directory)) - one C(netdoctor_calico_finding) series per finding labelled with its
+        C(id), C(severity), C(node), C(peer) and C(cluster), the counts per cluster and severity
+        (C(netdoctor_calico_findings)), the nodes per cluster and status (C(netdoctor_calico_nodes)) and
+        C(netdoctor_calico_audit_timestamp_seconds); see the collection's C(docs/audit.md) for a timer and alert
+        rules.
     type: list
     elements: str
-    choices: [json, md, html, junit]
+    choices: [json, md, html, junit, prometheus]
     default: [json, md, html, junit]
   query:
     description:
@@ -161,6 +168,10 @@ options:
       - With several clusters, a dict of cluster name to such a view.
       - A datastore node is matched to a host by name (inventory name, hostname, C(/var/lib/calico/nodename), the CNI
         config's C(nodename), calico-node's C(NODENAME)), then by its registered address.
+      - The view of a read that failed (its C(error) set) gives the warning DS000, filed under the host C(datastore),
+        and no other DS rule runs. When the nodes run Calico over host-local IPAM (calico-node's C(USE_POD_CIDR), or
+        a C(host-local) IPAM in their Calico CNI config), a Kubernetes view's blocks are the Nodes' pod CIDRs and their
+        IPIP tunnel addresses come from them, as Calico reads that datastore.
     type: dict
 notes:
   - Use it in a play over the Calico nodes after M(netdoctor.calico.calico_node_facts), with C(run_once=true).
@@ -231,6 +242,14 @@ clusters:
   returned: when O(map_only)
   type: dict
   sample: {node1: prod, node2: prod, edge1: edge}
+drift_needed:
+  description:
+    - The hosts whose routes must be checked on the node (M(netdoctor.calico.calico_routes) in check mode against
+      their cluster's map) - their route digest differs from what the map predicts, or they sent none. A healthy
+      fleet gives an empty list, so its audit is one round trip.
+  returned: when O(map_only)
+  type: list
+  elements: str
 expected_map:
   description:
     - The expected route map - what the route check on each node compares its kernel table with.

@@ -4,27 +4,52 @@
 
 # PRIVATE to this collection: may change at any time without notice.
 
-"""The datastore rules DS001-DS003 (controller only): calico_datastore_info's view of Calico's
-datastore (``module_utils._datastore``) against the fleet's facts and expected map."""
+"""The datastore rules DS000-DS003 (controller only): calico_datastore_info's view of Calico's
+datastore (``module_utils._datastore``) against the fleet's facts and expected map. DS000 is the
+view itself missing (the read failed); DS001-DS003 then do not run."""
 
 from __future__ import annotations
 
-from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
     EVIDENCE_LIMIT,
     SEVERITIES,
     SEVERITY_RANK,
-    address_text,
     finding,
     limited,
+)
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+    address_text,
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._datastore import (
     ANNOTATIONS,
     NODE_IP_SOURCES,
     TRANSITIONAL,
     check_view,
+    parse_bool,
+    pod_cidr_view,
 )
 
-CHECKS = ("DS001", "DS002", "DS003")
+CHECKS = ("DS000", "DS001", "DS002", "DS003")
+# The checks a datastore that was read runs on every host (DS000 is filed under "datastore").
+COMPARISONS = ("DS001", "DS002", "DS003")
+MISSING_HOST = "datastore"
+
+
+def _views(datastore):
+    """The views of a ``datastore`` option: one view, or {cluster: view}."""
+    if not isinstance(datastore, dict):
+        return []
+    if "source" in datastore:
+        return [datastore]
+    return [v for v in datastore.values() if isinstance(v, dict)]
+
+
+def junit_checks(checks, datastore):
+    """The catalogue's ``checks`` a JUnit report gives every host: DS001-DS003 only where a
+    datastore view was read (none given, or its read failed: they did not run), DS000 never (its
+    finding has a suite of its own)."""
+    ran = any(not v.get("error") for v in _views(datastore))
+    return tuple(c for c in checks if c not in CHECKS or (ran and c in COMPARISONS))
 
 
 def _node_names(host, fact):
@@ -173,20 +198,27 @@ def _block_findings(view, expected, facts_by_host, match):
     return out
 
 
+def _node_name(match, host):
+    return min((n for n, h in match.items() if h == host), default=host)
+
+
 def _block_finding(view, key, cidrs, match):
     kind, host, name = key
     where, count = _where(view), len(cidrs)
     blocks = f"{count} block{'' if count == 1 else 's'} ({', '.join(cidrs[:3])}{' ...' if count > 3 else ''})"
-    evidence = {"kind": kind, "source": view["source"], "blocks": limited(cidrs),
+    evidence = {"kind": kind, "source": view["source"], "ipam": view["ipam"], "blocks": limited(cidrs),
                 "datastore": {c: view["blocks"].get(c) for c in cidrs[:EVIDENCE_LIMIT]}}
     peer = match.get(name) if name else None
     if kind == "not_announced":
         severity = "warning"
         summary = f"{where} gives {host} {blocks}, but {host} does not announce them (no blackhole route)"
+        release = ("if the block is not meant to be its any more, release the affinity (`calicoctl ipam check`, "
+                   "`calicoctl ipam release`)." if view["ipam"] == "calico" else
+                   "with host-local IPAM its blocks are its Node's spec.podCIDRs (kube-controller-manager's "
+                   f"allocation): `kubectl get node {_node_name(match, host)} -o jsonpath='{{.spec.podCIDRs}}'`.")
         remedy = (f"calico-node on {host} programs a blackhole for each block affine to it and BIRD exports it; "
                   f"without it the other nodes may have no route to pods in it. Check calico-node's logs on {host} "
-                  "and restart it; if the block is not meant to be its any more, release the affinity "
-                  "(`calicoctl ipam check`, `calicoctl ipam release`).")
+                  f"and restart it; {release}")
     elif kind == "assigned_elsewhere":
         severity = "critical"
         owner = _named(peer, name) if peer else f"node {name}"
@@ -277,10 +309,77 @@ def _stale_finding(view, name, severity, signs, down, blocks):  # noqa: PLR0917 
         "If it still runs, add it to the inventory so it is audited.")
 
 
+def uses_pod_cidr(facts_by_host):
+    """Whether Calico runs over host-local IPAM on the Nodes' pod CIDRs (libcalico-go's
+    ``USE_POD_CIDR``), as the nodes show it: calico-node's USE_POD_CIDR where the facts have it
+    (read as strconv.ParseBool, as envconfig does), else the active Calico CNI config's IPAM type
+    ``host-local`` on any node. Returns (bool, why)."""
+    explicit, host_local = {}, []
+    for host, fact in sorted(facts_by_host.items()):
+        if not isinstance(fact, dict):
+            continue
+        identity = fact.get("identity") or {}
+        env = (identity.get("calico_node") or {}).get("env") or {}
+        if env.get("USE_POD_CIDR") not in (None, ""):
+            explicit[host] = bool(parse_bool(env["USE_POD_CIDR"]))
+        if (identity.get("cni") or {}).get("ipam_type") == "host-local":
+            host_local.append(host)
+    if explicit:
+        on = sorted(h for h, v in explicit.items() if v)
+        return bool(on), (f"calico-node runs with USE_POD_CIDR=true on {', '.join(on[:3])}" if on
+                          else "calico-node runs with USE_POD_CIDR=false")
+    if host_local:
+        return True, f"the Calico CNI config uses host-local IPAM on {', '.join(host_local[:3])}"
+    return False, None
+
+
+_MISSING_REMEDY = {
+    "resource_absent": "The API server serves neither crd.projectcalico.org nor projectcalico.org IPAM resources: "
+                       "Calico's CRDs are not installed, or kubectl talks to another cluster. Check "
+                       "`kubectl api-resources | grep -i projectcalico` and the kubeconfig/context given "
+                       "(audit_kubeconfig, audit_kube_context).",
+    "credentials": "The datastore refused the credentials. Kubernetes: use a kubeconfig allowed to list nodes, "
+                   "ipamblocks and blockaffinities (calico-node's ClusterRole has them). etcd: the client "
+                   "certificate and key Calico uses (ETCD_CERT_FILE, ETCD_KEY_FILE) as etcd_cert/etcd_key.",
+    "tls": "The server's certificate does not verify: give the CA that signed it (etcd: Calico's "
+           "ETCD_CA_CERT_FILE as etcd_ca; Kubernetes: the kubeconfig's certificate-authority-data), and reach "
+           "the server by a name or address its certificate lists.",
+    "timeout": "The datastore did not answer in time from where the module runs (the controller): check that "
+               "it is reachable from there (firewall, VPN, proxy), or raise the module's timeout.",
+    "unreachable": "Nothing answered at the datastore's address from where the module runs (the controller): "
+                   "check the endpoints (etcd_endpoints; the kubeconfig's server), and that they are reachable "
+                   "from there, or run the read on a control-plane node.",
+    "file": "A file the read needs is missing or unreadable where the module runs (it names the option): fix "
+            "the path (audit_etcd_ca, audit_etcd_cert, audit_etcd_key, audit_kubeconfig).",
+    "config": "kubectl's configuration is unusable: check the kubeconfig and the context given.",
+    "kubectl": "kubectl is not installed where the module runs: install it or give its path (audit_kubectl).",
+}
+
+
+def _missing_finding(view):
+    error = view["error"]
+    where = _where(view)
+    summary = (f"{where} could not be read ({error['kind'].replace('_', ' ')}): {error['message']}; "
+               "the datastore checks (DS001-DS003) did not run")
+    return finding(
+        "DS000", "warning", MISSING_HOST, summary,
+        {"source": view["source"], "kind": error["kind"], "message": error["message"],
+         "details": limited(error["details"]), "api_group": view.get("api_group")},
+        _MISSING_REMEDY.get(error["kind"], "Read the message, fix what it names and rerun the audit.")
+        + " Until then nothing says whether the nodes agree with Calico's datastore (DS001-DS003).")
+
+
 def datastore_findings(view, expected, facts_by_host):
-    """DS001-DS003 over the datastore view (``check_view``'s input), the fleet's expected map
-    (``_contract.expected_map``) and its facts (host -> calico_node fact, None when it gave none)."""
+    """DS000-DS003 over the datastore view (``check_view``'s input), the fleet's expected map
+    (``_contract.expected_map``) and its facts (host -> calico_node fact, None when it gave none).
+    A view whose read failed is DS000 alone; a Kubernetes view of a cluster that runs Calico over
+    host-local IPAM (``uses_pod_cidr``) is read as libcalico-go reads it then (``pod_cidr_view``)."""
     view = check_view(view)
+    if view["error"]:
+        return [_missing_finding(view)]
+    pod_cidr, _why = uses_pod_cidr(facts_by_host)
+    if pod_cidr and view["source"] == "kubernetes" and view["ipam"] != "host-local":
+        view = pod_cidr_view(view)
     match = match_nodes(view, expected, facts_by_host)
     return (_identity_findings(view, expected, facts_by_host, match)
             + _block_findings(view, expected, facts_by_host, match)

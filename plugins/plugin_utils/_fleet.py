@@ -16,19 +16,23 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _catalogue, _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _catalogue
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import BIRD, route_text
-from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
     EVIDENCE_LIMIT,
-    REGISTERED_SOURCES,
     SEVERITIES,
-    address_text,
-    calico_node_env,
-    expected_map,
     limited,
-    route_drift,
     sort_findings,
     worst_severity,
+)
+from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
+    REGISTERED_SOURCES,
+    ROUTE_SHAPE,
+    address_text,
+    calico_node_env,
+    digest_drift,
+    expected_map,
+    route_drift,
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._datastore import check_view
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules
@@ -108,6 +112,10 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     for host in sorted(fleet.facts):
         if drift_by_host.get(host):
             derived += _route_findings(host, drift_by_host[host], fleet)
+        elif (fleet.facts[host].get("route_digest") and expected.get("mode") in ROUTE_SHAPE
+              and not any(f.get("id") in ("RT001", "RT002") for f in fleet.facts[host].get("findings") or ())):
+            # The node's own route finding already names what is wrong; else say the digest differs.
+            derived.append(_digest_differs(host, fleet))
         derived += _source_findings(host, fleet)
         derived += _mesh_peer_findings(host, fleet)
     local = _node_local(fleet, drift_by_host)
@@ -255,14 +263,23 @@ def _node_local(fleet, drift_by_host):
 
 def collect_drift(facts_by_host, expected, drift_by_host=None):
     """host -> route_drift result: the ones the nodes sent, else computed here for the hosts
-    whose fact carries the full remote block routes (small fleets, tests)."""
+    whose fact carries the full remote block routes (small fleets, tests), else a clean result
+    for the hosts whose route digest matches the map (the healthy case: one round trip)."""
     out = dict(drift_by_host or {})
     for host, fact in facts_by_host.items():
         if out.get(host) is None and isinstance(fact, dict):
             routes = _full_routes(fact)
-            if routes is not None:
-                out[host] = route_drift(routes, expected, host)
-    return out
+            out[host] = route_drift(routes, expected, host) if routes is not None else digest_drift(
+                expected, host, fact)
+    return {h: d for h, d in out.items() if d is not None}
+
+
+def drift_needed(facts_by_host, expected):
+    """The hosts whose routes must be checked on the node (calico_routes in check mode): their
+    digest differs from what the map predicts, or they sent none. Healthy nodes are not in it."""
+    return sorted(h for h, d in ((h, collect_drift({h: f}, expected).get(h)) for h, f in facts_by_host.items()
+                                 if isinstance(f, dict))
+                  if d is None and expected.get("mode") in ROUTE_SHAPE)
 
 
 def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreachable=()):
@@ -374,7 +391,7 @@ def _full_routes(fact):
 
 def _unreachable(host, reason, fleet):
     node = fleet.nodes.get(host) or {}
-    return _contract.finding(
+    return _catalogue.finding(
         "UNREACH", "warning", host,
         f"{host} gave no facts ({reason or 'failed or unreachable'}): it was not audited",
         {"reason": reason, "ip": node.get("ip"), "ip_source": node.get("ip_source")},
@@ -405,7 +422,7 @@ def _names(fleet):
             holders.setdefault(name, []).append(host)
         hostname = fact.get("hostname")
         if hostname and address_text(host) is None and _short(hostname) != _short(host):
-            out.append(_contract.finding(
+            out.append(_catalogue.finding(
                 "HOST001", "info", host,
                 f"{host} reports the hostname {hostname!r}: findings are filed under the inventory name {host}",
                 {"inventory_name": host, "hostname": hostname, "calico_node_name": name},
@@ -414,7 +431,7 @@ def _names(fleet):
     for name, hosts in sorted(holders.items()):
         if len(hosts) < 2:
             continue
-        out.append(_contract.finding(
+        out.append(_catalogue.finding(
             "DUP001", "critical", hosts[0],
             f"{len(hosts)} hosts register as the same Calico node {name!r}: {', '.join(hosts)}",
             {"field": "node_name", "node_name": name, "hosts": hosts,
@@ -436,7 +453,7 @@ def _duplicates(fleet):
         for address, hosts in sorted(holders.items()):
             if len(hosts) < 2:
                 continue
-            out.append(_contract.finding(
+            out.append(_catalogue.finding(
                 "DUP001", "critical", hosts[0],
                 f"{len(hosts)} nodes share the {what} {address}: {', '.join(hosts)}",
                 {"field": field, "address": address, "hosts": hosts,
@@ -467,7 +484,7 @@ def _mixed(fleet):
             if mode == fleet.mode:
                 continue
             for host in hosts:
-                out.append(_contract.finding(
+                out.append(_catalogue.finding(
                     "CL001", "critical", host,
                     f"{host} runs Calico in {mode} mode while the rest of its cluster runs {fleet.mode}",
                     {"mode": mode, "cluster_mode": fleet.mode, "modes": dict(modes),
@@ -482,7 +499,7 @@ def _mixed(fleet):
                        if not any(ipaddress.ip_network(b).subnet_of(p) for p in pools
                                   if p.version == ipaddress.ip_network(b).version)]
             if outside:
-                out.append(_contract.finding(
+                out.append(_catalogue.finding(
                     "CL001", "warning", host,
                     f"{host} owns {len(outside)} block(s) outside its cluster's IP pools",
                     {"blocks": limited(outside), "pools": fleet.expected.get("pools")},
@@ -507,7 +524,7 @@ def _mtu(fleet):
             continue
         common = counts.most_common(1)[0][0]
         for host in sorted(h for h, mtu in mtus.items() if mtu != common):
-            out.append(_contract.finding(
+            out.append(_catalogue.finding(
                 "MTU001", "warning", host,
                 f"{device} MTU on {host} is {mtus[host]}, the rest of the fleet mostly uses {common}",
                 {"device": device, "mtu": mtus[host], "fleet_mtus": {str(k): v for k, v in counts.most_common()}},
@@ -521,7 +538,7 @@ def _mtu(fleet):
 def _double_owned(fleet):
     out = []
     for cidr, hosts in sorted(fleet.expected["owners_conflicts"].items()):
-        out.append(_contract.finding(
+        out.append(_catalogue.finding(
             "RT002", "critical", hosts[0],
             f"block {cidr} is claimed by {len(hosts)} nodes: {', '.join(hosts)}",
             {"kind": "double_owned", "block": cidr, "claimants": hosts,
@@ -577,6 +594,17 @@ def _route_findings(host, drift, fleet):
     return out
 
 
+def _digest_differs(host, fleet):
+    sent = fleet.facts[host]["route_digest"]
+    return _catalogue.finding(
+        "RT002", "warning", host,
+        f"{host}'s block routes differ from the expected map ({sent.get('count')} route(s) in its digest); "
+        "which ones was not checked on the node",
+        {"kind": "digest", "route_digest": sent, "expected_mode": fleet.mode},
+        "Run the audit's route check on this node (the audit role does it for every node whose digest differs: "
+        "netdoctor.calico.calico_routes in check mode with the cluster's expected map) to name each route.")
+
+
 def _route_finding(host, kind, items, fleet, targets):
     fid, severity = _ROUTE_RULES[kind]
     owners = sorted({i["owner"] for i in items if i.get("owner")})
@@ -629,7 +657,7 @@ def _route_finding(host, kind, items, fleet, targets):
                   f"outlive it). Delete them on {host}: {_commands('del', haves)} (netdoctor.calico.calico_routes "
                   "deletes them when every node answered the audit), and decommission stale Node resources "
                   "(`calicoctl delete node <name>`).")
-    return _contract.finding(fid, severity, host, summary, evidence, remedy, peer=owner)
+    return _catalogue.finding(fid, severity, host, summary, evidence, remedy, peer=owner)
 
 
 def _lookup_text(peer_ip, lookup):
@@ -685,7 +713,7 @@ def _source_findings(host, fleet):
                       f"strict rp_filter on either side they are dropped. Route the peers' network via {own_dev} "
                       f"(`ip route replace <peer network> via <gateway on {own_dev}> dev {own_dev} src {own}`, "
                       "persisted in the network config), or set rp_filter to loose (2) on both nodes (SYS001).")
-        out.append(_contract.finding(
+        out.append(_catalogue.finding(
             "SRC001", severity, host, summary,
             {"calico_ip": own, "calico_ip_source": node["ip_source"], "calico_interface": own_dev, "mode": mode,
              "source": src, "device": dev,
@@ -712,7 +740,7 @@ def _mesh_peer_findings(host, fleet):
             continue
         state = " ".join(str(v) for v in (peer.get("state"), peer.get("info")) if v)
         known = f" ({fleet.describe(address, host)}, registered as {fleet.nodes[holder]['ip']})" if holder else ""
-        out.append(_contract.finding(
+        out.append(_catalogue.finding(
             "BGP001", "warning", host,
             f"{host} has a mesh BGP peer {address}{known} that is no node's Calico IP ({state})",
             {"peer": {k: peer.get(k) for k in ("name", "address", "type", "state", "since", "info")},
@@ -782,9 +810,9 @@ def _autodetect_findings(fleet, local):
                     "predicted_interface": result.get("interface"), "registered": registered,
                     "registered_source": node["ip_source"] if registered else None, "intended": intended,
                     "candidates": limited(f"{c.get('interface')} {c.get('address')}: "
-                                           f"{'taken' if c.get('taken') else c.get('reason')}"
-                                           for c in result.get("candidates") or ())}
-        out.append(_contract.finding(fid, severity, host, summary, evidence, ""))
+                                          f"{'taken' if c.get('taken') else c.get('reason')}"
+                                          for c in result.get("candidates") or ())}
+        out.append(_catalogue.finding(fid, severity, host, summary, evidence, ""))
     pending = out + [f for f in local if f.get("id") in ("AD001", "AD002")]
     if pending:
         rec = recommendation(fleet.facts, targets)

@@ -16,7 +16,7 @@ the console summary. The repair_plan action plugin reads the audit reports and w
 from __future__ import annotations
 
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
-from ansible_collections.netdoctor.calico.plugins.module_utils._contract import at_or_above, failing
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import at_or_above, failing
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _report
 
 # The audit reports repair.json names, in the order repair.md lists them.

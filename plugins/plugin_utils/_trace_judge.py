@@ -22,7 +22,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _calico_view
-from ansible_collections.netdoctor.calico.plugins.module_utils._contract import finding
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import finding
 from ansible_collections.netdoctor.calico.plugins.module_utils._trace import (
     BAD_NEIGHBOUR_STATES,
     BAD_OPERSTATES,

@@ -2,11 +2,13 @@
 
 There is no cluster here. This script answers the few kubectl commands calico_autodetection and
 calico_datastore_info run from objects stored as JSON in $FAKE_KUBE_DIR (daemonset.<namespace>.<name>.json,
-installations.operator.tigera.io.<name>.json, and list.<resource>.json: the whole `kubectl get
-<resource> -o json` document), applies `set env` and merge patches to them as the API server would
-(nothing is stored with --dry-run=server), enforces the Installation's "one autodetection method"
-rule, and appends every argv to $FAKE_KUBE_DIR/calls.jsonl. Anything else exits 2, so an unexpected
-command fails the test.
+installations.operator.tigera.io.<name>.json, list.<resource>.json: the whole `kubectl get
+<resource> -o json` document, and raw.apis.json: what `kubectl get --raw /apis` prints), applies
+`set env` and merge patches to them as the API server would (nothing is stored with
+--dry-run=server), enforces the Installation's "one autodetection method"
+rule, and appends every argv to $FAKE_KUBE_DIR/calls.jsonl. A file stderr.<resource> (stderr.apis for
+the group list) makes `get` of it print that file on stderr and exit 1, as kubectl does when the API
+server or the connection fails. Anything else exits 2, so an unexpected command fails the test.
 """
 
 import json
@@ -90,7 +92,19 @@ def main():
     with open(os.path.join(STATE, "calls.jsonl"), "a", encoding="utf-8") as f:
         f.write(json.dumps(sys.argv[1:]) + "\n")
     namespace = flags.get("namespace", "default")
-    if args[:1] == ["get"] and len(args) == 3 and args[1] in KINDS and flags.get("output") == "json":
+    target = args[1] if args[:1] == ["get"] and len(args) > 1 else None
+    if args == ["get"] and flags.get("raw") == "/apis":
+        target = "apis"
+    if target and os.path.exists(os.path.join(STATE, f"stderr.{target}")):
+        with open(os.path.join(STATE, f"stderr.{target}"), encoding="utf-8") as f:
+            fail(f.read().rstrip("\n"))
+    if args == ["get"] and flags.get("raw") == "/apis" and "output" not in flags:
+        try:
+            with open(os.path.join(STATE, "raw.apis.json"), encoding="utf-8") as f:
+                print(f.read(), end="")
+        except FileNotFoundError:
+            fail("Error from server (NotFound): the server could not find the requested resource")
+    elif args[:1] == ["get"] and len(args) == 3 and args[1] in KINDS and flags.get("output") == "json":
         print(json.dumps(load(args[1], args[2], namespace), indent=4))
     elif args[:1] == ["get"] and len(args) == 2 and flags.get("output") == "json":
         try:

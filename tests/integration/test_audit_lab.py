@@ -104,7 +104,7 @@ def test_healthy_lab_without_extra_nic_has_no_findings(lab_factory, tmp_path, mo
                           "-e", f"audit_kubeconfig={kubeconfig}")
         assert_healthy(report, [n["name"] for n in lab.nodes()])
         assert report["summary"]["mode"] == mode
-        assert report["expected_map"]["complete"] is True
+        assert report["clusters"]["default"]["expected_map"]["complete"] is True
         junit = (Path(tmp_path) / "junit.xml").read_text()
         assert 'name="DS001"' in junit and 'name="DS002"' in junit, junit[:2000]
     finally:

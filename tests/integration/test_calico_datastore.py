@@ -6,8 +6,16 @@ free ports and a temp data dir, stopped by its pid. The keys are written by etcd
 /v3/kv/put) in libcalico-go's layout; the lab's are made from `labctl show` by tests/integration/lab_datastore.py.
 
 Kubernetes: no cluster here. tests/integration/fake_kubectl.py serves the documents of
-tests/unit/fixtures/kube/{nodes,ipamblocks,blockaffinities}.json, which are hand-made in the shape
-`kubectl get -o json` prints, not recorded from a live cluster.
+tests/unit/fixtures/kube/{nodes,ipamblocks,blockaffinities}.json (crd.projectcalico.org/v1) and
+tests/unit/fixtures/kube/v3/ (the native projectcalico.org/v3 CRDs), which are hand-made in the shape
+`kubectl get -o json` prints, not recorded from a live cluster, and the API server's group list.
+The lab's own emulated kubectl (tests/lab/kubectl) serves a lab's datastore in either group: the audit
+role's datastore phase runs against it end to end, and against a lab whose datastore cannot be read.
+
+A read that fails does not fail the module: it warns and returns the view with `error` (DS000 in the
+audit). Sources checked: projectcalico/calico 87c15906f2 (master, v3.34.0-0.dev) and v3.32.0 -
+libcalico-go/lib/backend/k8s/discovery.go (the group), api/config/crd/projectcalico.org_*.yaml and
+manifests/calico-v3-crds.yaml (the v3 shapes).
 """
 
 import base64
@@ -22,6 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -183,11 +192,11 @@ SMALL = {
     "/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool": json.dumps({"kind": "IPPool"}),
 }
 SMALL_VIEW = {
-    "source": "etcd",
+    "source": "etcd", "api_group": None, "ipam": "calico", "error": None,
     "nodes": {"n1": {"ipv4_address": "192.0.2.11/24", "ipip_tunnel_addr": "198.18.1.0", "vxlan_tunnel_addr": None,
-                     "vxlan_mac": None, "ready": None},
+                     "vxlan_mac": None, "ready": None, "pod_cidrs": []},
               "n2": {"ipv4_address": "192.0.2.12/24", "ipip_tunnel_addr": None, "vxlan_tunnel_addr": "198.18.2.1",
-                     "vxlan_mac": "66:aa:00:00:00:02", "ready": None}},
+                     "vxlan_mac": "66:aa:00:00:00:02", "ready": None, "pod_cidrs": []}},
     "blocks": {"198.18.1.0/26": {"affinity_node": "n1", "state": "confirmed", "affinities": {"n1": "confirmed"},
                                  "ipam_block": True, "allocations": 1},
                "198.18.2.0/26": {"affinity_node": "n2", "state": "pending", "affinities": {"n2": "pending"},
@@ -227,9 +236,19 @@ def test_etcd_endpoints_fail_over_and_fail_with_every_error(etcd_factory):
     dead = f"http://127.0.0.1:{free_port()}"
     result = ansible({"backend": "etcd", "etcd_endpoints": [dead, etcd.endpoint], "timeout": 5})
     assert result["endpoint"] == etcd.endpoint and result["datastore"] == SMALL_VIEW
+    # A read that fails is no module failure: the view says why (the audit's DS000), and Ansible warns.
     failed = ansible({"backend": "etcd", "etcd_endpoints": [dead, f"{etcd.endpoint}/not-etcd"], "timeout": 5})
-    assert failed["failed"] and failed["msg"].startswith("no etcd endpoint answered: ")
-    assert len(failed["errors"]) == 2 and "HTTP 404" in failed["errors"][1]
+    assert not failed.get("failed") and "endpoint" not in failed
+    view = failed["datastore"]
+    assert (view["nodes"], view["blocks"]) == ({}, {})
+    assert view["error"]["kind"] == "http"  # a member that answers wrongly says more than one that is down
+    assert view["error"]["message"].startswith("no etcd endpoint answered: ")
+    assert len(view["error"]["details"]) == 2 and "HTTP 404" in view["error"]["details"][1]
+    assert view["error"]["details"][0].startswith(dead) and "refused" in view["error"]["details"][0]
+    assert any("could not be read (http)" in w for w in failed["warnings"])
+    dead_only = ansible({"backend": "etcd", "etcd_endpoints": [dead], "timeout": 5})
+    assert dead_only["datastore"]["error"]["kind"] == "unreachable"
+    # Wrong arguments still fail the task.
     assert ansible({"backend": "etcd"})["msg"] == "backend is etcd but all of the following are missing: etcd_endpoints"
 
 
@@ -278,13 +297,29 @@ def test_etcd_with_client_certificates(etcd_factory, tmp_path):
     args = {"backend": "etcd", "etcd_endpoints": [etcd.endpoint], "etcd_ca": tls["ca"],
             "etcd_cert": tls["client_cert"], "etcd_key": tls["client_key"]}
     assert ansible(args)["datastore"] == SMALL_VIEW
-    # Without the client certificate etcd refuses the handshake; without the CA ours refuses etcd's.
-    no_cert = ansible({**args, "etcd_cert": None, "etcd_key": None, "timeout": 5})
-    assert no_cert["failed"] and etcd.endpoint in no_cert["msg"]
-    no_ca = ansible({**args, "etcd_ca": None, "timeout": 5})
-    assert no_ca["failed"] and "CERTIFICATE_VERIFY_FAILED" in no_ca["msg"]
-    missing = ansible({**args, "etcd_key": str(tmp_path / "nope.pem")})
-    assert missing["failed"] and missing["msg"].startswith("cannot load the etcd TLS files")
+    # Without the client certificate etcd refuses us; without the CA we refuse etcd's certificate.
+    no_cert = ansible({**args, "etcd_cert": None, "etcd_key": None, "timeout": 5})["datastore"]["error"]
+    assert no_cert["kind"] == "credentials" and etcd.endpoint in no_cert["message"], no_cert
+    no_ca = ansible({**args, "etcd_ca": None, "timeout": 5})["datastore"]["error"]
+    assert no_ca["kind"] == "tls" and "CERTIFICATE_VERIFY_FAILED" in no_ca["message"], no_ca
+    # issue 11: a missing file is named with its option, before any request (not a bare "[Errno 2]").
+    for option in ("etcd_ca", "etcd_cert", "etcd_key"):
+        path = str(tmp_path / f"no-{option}.pem")
+        error = ansible({**args, option: path})["datastore"]["error"]
+        assert error == {"kind": "file", "message": f"{option} {path}: No such file or directory",
+                         "details": [f"{option} {path}: No such file or directory"]}, error
+    both = ansible({**args, "etcd_ca": str(tmp_path), "etcd_key": str(tmp_path / "gone.pem")})["datastore"]["error"]
+    assert both["message"] == (f"etcd_ca {tmp_path}: Is a directory; "
+                               f"etcd_key {tmp_path / 'gone.pem'}: No such file or directory")
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n", encoding="utf-8")
+    error = ansible({**args, "etcd_ca": str(not_pem)})["datastore"]["error"]
+    assert error["kind"] == "file" and error["message"].startswith(f"etcd_ca {not_pem}: not a CA certificate in PEM")
+    error = ansible({**args, "etcd_key": tls["ca_key"]})["datastore"]["error"]  # another certificate's key
+    assert error["kind"] == "file" and error["message"].startswith(
+        f"etcd_cert {tls['client_cert']} (etcd_key {tls['ca_key']}): cannot load the client certificate and its key")
+    alone = ansible({**args, "etcd_cert": None})["datastore"]["error"]
+    assert alone["kind"] == "config" and "etcd_key" in alone["message"]
 
 
 # --- Kubernetes, through the kubectl stand-in ----------------------------------------------------------
@@ -296,8 +331,11 @@ def kube(tmp_path):
     state.mkdir()
     bindir.mkdir()
     for name, resource in (("nodes.json", "nodes"), ("ipamblocks.json", "ipamblocks.crd.projectcalico.org"),
-                           ("blockaffinities.json", "blockaffinities.crd.projectcalico.org")):
+                           ("blockaffinities.json", "blockaffinities.crd.projectcalico.org"),
+                           ("v3/ipamblocks.json", "ipamblocks.projectcalico.org"),
+                           ("v3/blockaffinities.json", "blockaffinities.projectcalico.org")):
         shutil.copyfile(KUBE_FIXTURES / name, state / f"list.{resource}.json")
+    serve_groups(state, "crd.projectcalico.org")
     kubectl = bindir / "kubectl"
     kubectl.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_KUBECTL}" "$@"\n', encoding="utf-8")
     kubectl.chmod(0o755)
@@ -308,30 +346,99 @@ def kube(tmp_path):
     return {"state": state, "env": env, "calls": calls}
 
 
-def test_kubernetes_read(kube):
-    result = ansible({"backend": "kubernetes", "kubeconfig": "/etc/kubernetes/admin.conf", "context": "prod",
+def serve_groups(state, *groups):
+    """The API server's group list (`kubectl get --raw /apis`) with Calico's ``groups`` among others."""
+    version = {"crd.projectcalico.org": "v1", "projectcalico.org": "v3"}
+    names = ["apps", "operator.tigera.io", *groups]
+    (state / "raw.apis.json").write_text(json.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {"name": g, "versions": [{"groupVersion": f"{g}/{version.get(g, 'v1')}", "version": version.get(g, "v1")}],
+         "preferredVersion": {"groupVersion": f"{g}/{version.get(g, 'v1')}", "version": version.get(g, "v1")}}
+        for g in names]}), encoding="utf-8")
+
+
+def get_calls(group, prefix=("--kubeconfig=/etc/kubernetes/admin.conf", "--context=prod"), timeout=20):
+    out = [[*prefix, "get", "--raw=/apis", f"--request-timeout={timeout}s"]] if group is None else []
+    group = group or "crd.projectcalico.org"
+    return out + [[*prefix, "get", resource, "--output=json", f"--request-timeout={timeout}s"]
+                  for resource in ("nodes", f"ipamblocks.{group}", f"blockaffinities.{group}")]
+
+
+def test_kubernetes_read(kube, tmp_path):
+    kubeconfig = tmp_path / "admin.conf"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n", encoding="utf-8")
+    result = ansible({"backend": "kubernetes", "kubeconfig": str(kubeconfig), "context": "prod",
                       "timeout": 20}, env=kube["env"])
-    assert result["changed"] is False and "endpoint" not in result
+    assert result["changed"] is False and "endpoint" not in result and not result.get("warnings")
     view = result["datastore"]
-    assert view["source"] == "kubernetes" and view["errors"] == []
+    assert view["source"] == "kubernetes" and view["errors"] == [] and view["error"] is None
+    assert view["api_group"] == "crd.projectcalico.org/v1"
     assert sorted(view["nodes"]) == [f"node{i}" for i in range(1, 7)]
     assert view["nodes"]["node6"] == {"ipv4_address": "192.168.3.115/24", "ipip_tunnel_addr": "10.122.200.0",
-                                      "vxlan_tunnel_addr": None, "vxlan_mac": None, "ready": False}
+                                      "vxlan_tunnel_addr": None, "vxlan_mac": None, "ready": False,
+                                      "pod_cidrs": ["10.244.6.0/24"]}
     assert len(view["blocks"]) == 6 and "10.122.99.0/26" not in view["blocks"]  # soft-deleted
-    assert kube["calls"]() == [
-        ["--kubeconfig=/etc/kubernetes/admin.conf", "--context=prod", "get", resource, "--output=json",
-         "--request-timeout=20s"]
-        for resource in ("nodes", "ipamblocks.crd.projectcalico.org", "blockaffinities.crd.projectcalico.org")]
+    # The group first, as libcalico-go finds it (discovery.go); then every list, the group named.
+    assert kube["calls"]() == get_calls(None, (f"--kubeconfig={kubeconfig}", "--context=prod"))
 
 
-def test_kubernetes_without_calico_crds(kube):
+def test_kubernetes_native_v3_crds(kube):
+    """Only projectcalico.org is served (manifests/calico-v3-crds.yaml, v3.32+): the v3 CRDs are read."""
+    v1 = ansible({"backend": "kubernetes"}, env=kube["env"])["datastore"]
+    serve_groups(kube["state"], "projectcalico.org")
+    v3 = ansible({"backend": "kubernetes"}, env=kube["env"])["datastore"]
+    assert v3["api_group"] == "projectcalico.org/v3" and v3["error"] is None
+    assert {**v3, "api_group": None} == {**v1, "api_group": None}
+    assert kube["calls"]()[-3:] == get_calls("projectcalico.org", prefix=(), timeout=30)
+    # With the Calico API server both are served: libcalico-go (and this module) read the v1 CRDs.
+    serve_groups(kube["state"], "projectcalico.org", "crd.projectcalico.org")
+    both = ansible({"backend": "kubernetes"}, env=kube["env"])["datastore"]
+    assert both == v1 and kube["calls"]()[-1][1] == "blockaffinities.crd.projectcalico.org"
+
+
+def test_kubernetes_explicit_group_skips_discovery(kube):
+    (kube["state"] / "stderr.apis").write_text("error: discovery must not be asked\n", encoding="utf-8")
+    view = ansible({"backend": "kubernetes", "calico_api_group": "projectcalico.org/v3"}, env=kube["env"])["datastore"]
+    assert view["api_group"] == "projectcalico.org/v3" and view["error"] is None and len(view["blocks"]) == 6
+    assert [c[1] for c in kube["calls"]()] == ["nodes", "ipamblocks.projectcalico.org",
+                                               "blockaffinities.projectcalico.org"]
+
+
+def test_kubernetes_read_failures_are_the_view_s_error(kube, tmp_path):
+    def error(**args):
+        result = ansible({"backend": "kubernetes", **args}, env=kube["env"])
+        assert not result.get("failed") and result["datastore"]["nodes"] == {}, result
+        assert any("could not be read" in w for w in result["warnings"])
+        return result["datastore"]["error"]
+
+    # No Calico group at all: Calico's CRDs are not installed.
+    serve_groups(kube["state"])
+    assert error() == {"kind": "resource_absent", "message": "the API server serves neither crd.projectcalico.org "
+                       "nor projectcalico.org: Calico's CRDs are not installed in this cluster", "details": []}
+    # The group is served but a CRD is missing.
+    serve_groups(kube["state"], "crd.projectcalico.org")
     (kube["state"] / "list.blockaffinities.crd.projectcalico.org.json").unlink()
-    result = ansible({"backend": "kubernetes"}, env=kube["env"])
-    assert result["failed"]
-    assert result["msg"] == ('kubectl could not list blockaffinities.crd.projectcalico.org: error: the server '
-                             'doesn\'t have a resource type "blockaffinities.crd.projectcalico.org"')
-    missing = ansible({"backend": "kubernetes", "kubectl": "/nonexistent/kubectl"})
-    assert missing["failed"] and missing["msg"].startswith("kubectl not found")
+    missing = error()
+    assert missing["kind"] == "resource_absent" and missing["message"] == (
+        "kubectl could not list blockaffinities.crd.projectcalico.org: error: the server doesn't have a resource "
+        'type "blockaffinities.crd.projectcalico.org"')
+    # Credentials: kubectl's own words; the group list failing the same way stops at once.
+    (kube["state"] / "stderr.apis").write_text("error: You must be logged in to the server (Unauthorized)\n",
+                                               encoding="utf-8")
+    (kube["state"] / "stderr.nodes").write_text("error: You must be logged in to the server (Unauthorized)\n",
+                                                encoding="utf-8")
+    assert error()["kind"] == "credentials"
+    # A timeout while discovering is not waited for a second time.
+    (kube["state"] / "stderr.apis").write_text(
+        "Unable to connect to the server: dial tcp 192.0.2.10:6443: i/o timeout\n", encoding="utf-8")
+    calls = len(kube["calls"]())
+    timeout = error()
+    assert timeout["kind"] == "timeout" and timeout["message"].startswith("kubectl could not read the API groups")
+    assert len(kube["calls"]()) == calls + 1
+    # kubectl and the kubeconfig: named before anything runs.
+    assert error(kubectl="/nonexistent/kubectl")["kind"] == "kubectl"
+    gone = tmp_path / "gone.conf"
+    assert error(kubeconfig=str(gone)) == {"kind": "file", "message": f"kubeconfig {gone}: No such file or directory",
+                                           "details": [f"kubeconfig {gone}: No such file or directory"]}
 
 
 # --- the lab: a real data plane checked against a real etcd ---------------------------------------------
@@ -442,4 +549,73 @@ def test_lab_against_its_etcd_datastore(lab_factory, etcd_factory, tmp_path):
     caught_up = audit("caught_up")
     assert [f[:3] for f in ds_findings(caught_up["audit"])] == [
         ("DS002", "warning", "node1"), ("DS002", "warning", "node2"), ("DS003", "info", "node9")]
+    lab.down()
+
+
+# --- the audit role's datastore phase against the lab's emulated Kubernetes datastore --------------------
+
+LAB_KUBECTL = REPO / "tests" / "lab" / "kubectl"
+
+
+def lab_crds(lab, mode):
+    """The lab option of tests/lab/kubectl: which Calico CRD groups the lab's API server serves."""
+    Path(f"/run/netdoctor-lab/{lab.name}/kube-api.json").write_text(json.dumps({"calico_crds": mode}),
+                                                                     encoding="utf-8")
+
+
+def role_audit(lab, out, *extra):
+    """`ansible-playbook netdoctor.calico.audit` with the Kubernetes datastore read through the lab's kubectl;
+    (exit code, report.json, junit testcases {(suite, check): failed})."""
+    kubeconfig = lab.labctl("kubeconfig", "--name", lab.name).stdout.strip()
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "netdoctor.calico.audit", "-i", lab.inventory(),
+           "-e", f"audit_report_dir={out}", "-e", "audit_datastore=kubernetes", "-e", f"audit_kubectl={LAB_KUBECTL}",
+           "-e", f"audit_kubeconfig={kubeconfig}", *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+                          env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
+    report = json.loads((Path(out) / "report.json").read_text())
+    cases = {(s.get("name"), c.get("name")): c.find("failure") is not None
+             for s in ET.parse(Path(out) / "junit.xml").getroot().iter("testsuite") for c in s.iter("testcase")}
+    return done, report, cases
+
+
+@pytest.mark.lab
+def test_audit_reads_either_crd_group_and_reports_a_datastore_it_cannot_read(lab_factory, tmp_path):
+    lab = lab_factory("dsk", mode="ipip", nodes=3)
+    nodes = [n["name"] for n in lab.nodes()]
+    kubeconfig = lab.labctl("kubeconfig", "--name", lab.name).stdout.strip()
+    read = {"backend": "kubernetes", "kubectl": str(LAB_KUBECTL), "kubeconfig": kubeconfig}
+
+    views = {}
+    for mode in ("v1", "v3", "apiserver"):
+        lab_crds(lab, mode)
+        views[mode] = run_module("calico_datastore_info", read)["datastore"]
+        assert views[mode]["error"] is None and views[mode]["errors"] == [], views[mode]
+    # libcalico-go's choice (discovery.go): v3 alone -> v3; v1, or v1 with the API server's v3 -> v1.
+    assert {m: v["api_group"] for m, v in views.items()} == {
+        "v1": "crd.projectcalico.org/v1", "v3": "projectcalico.org/v3", "apiserver": "crd.projectcalico.org/v1"}
+    assert {**views["v3"], "api_group": None} == {**views["v1"], "api_group": None}
+    assert sorted(views["v1"]["nodes"]) == nodes and len(views["v1"]["blocks"]) == len(nodes)
+
+    # The audit role end to end, on each group: the datastore agrees with the nodes, DS001-DS003 ran and passed.
+    for mode in ("v1", "v3"):
+        lab_crds(lab, mode)
+        done, report, cases = role_audit(lab, tmp_path / mode, "-e", "audit_fail_on=warning")
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        assert not [f for f in report["findings"] if f["id"].startswith("DS")], report["findings"]
+        for node in nodes:
+            assert {c: failed for (s, c), failed in cases.items() if s == node and c.startswith("DS")} == {
+                "DS001": False, "DS002": False, "DS003": False}, (mode, node)
+
+    # No Calico CRD served: the read fails, the audit goes on and says so (DS000, a warning: the default
+    # audit_fail_on=critical passes), with no DS check claiming to have passed on a node.
+    lab_crds(lab, "none")
+    done, report, cases = role_audit(lab, tmp_path / "none")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    (missing,) = [f for f in report["findings"] if f["id"].startswith("DS")]
+    assert (missing["id"], missing["severity"], missing["host"]) == ("DS000", "warning", "datastore")
+    assert missing["evidence"]["kind"] == "resource_absent"
+    assert "Calico's CRDs are not installed" in missing["summary"]
+    assert report["summary"]["by_id"].get("DS000") == 1 and sorted(report["hosts"]) == nodes
+    assert {c for (s, c) in cases if c.startswith("DS")} == {"DS000"} and cases[("datastore", "DS000")]
+    assert "could not be read (resource_absent)" in done.stdout + done.stderr  # the module's warning
     lab.down()

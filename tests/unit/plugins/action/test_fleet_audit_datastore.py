@@ -38,6 +38,14 @@ PLAYBOOK = """
       run_once: true
       register: without_datastore
 
+    - name: Audit with the view of a read that failed
+      netdoctor.calico.fleet_audit:
+        datastore: "{{ lookup('ansible.builtin.file', failed_view_file) | from_json }}"
+        report_dir: "{{ out }}/failed"
+        formats: [json, junit]
+      run_once: true
+      register: failed_datastore
+
     - name: A datastore that is no view
       netdoctor.calico.fleet_audit:
         datastore: {nodes: []}
@@ -48,7 +56,8 @@ PLAYBOOK = """
 
     - name: Keep the results for the test
       ansible.builtin.copy:
-        content: "{{ {'with': with_datastore, 'without': without_datastore, 'bad': bad_datastore} | to_json }}"
+        content: "{{ {'with': with_datastore, 'without': without_datastore, 'bad': bad_datastore,
+                      'failed': failed_datastore} | to_json }}"
         dest: "{{ out }}/results.json"
         mode: "0644"
       run_once: true
@@ -63,8 +72,11 @@ def run(tmp_path_factory):
             for name in ("nodes.json", "ipamblocks.json", "blockaffinities.json")]
     docs[0]["items"][2]["metadata"]["annotations"]["projectcalico.org/IPv4Address"] = "192.168.0.112/24"
     (out / "view.json").write_text(json.dumps(_datastore.view_from_kubernetes(*docs)), encoding="utf-8")
+    failed = _datastore.error_view("kubernetes", "resource_absent", "the API server serves neither "
+                                   "crd.projectcalico.org nor projectcalico.org: Calico's CRDs are not installed")
+    (out / "failed.json").write_text(json.dumps(failed), encoding="utf-8")
     proc, results = run_playbook(out, PLAYBOOK, seed_fleet(), [f"node{i}" for i in range(1, 6)],
-                                 f"view_file={out / 'view.json'}")
+                                 f"view_file={out / 'view.json'} failed_view_file={out / 'failed.json'}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, results
 
@@ -96,3 +108,14 @@ def test_a_datastore_that_is_no_view_fails_the_task(run):
     _out, results = run
     assert results["bad"]["failed"]
     assert results["bad"]["msg"].startswith("datastore: not a datastore view")
+
+
+def test_a_datastore_that_could_not_be_read_is_ds000_at_warning(run):
+    out, results = run
+    failed = results["failed"]
+    assert not failed.get("failed")  # a warning: the default fail_on=critical passes
+    assert [(f["id"], f["severity"], f["host"]) for f in failed["findings"]] == [("DS000", "warning", "datastore")]
+    assert "Calico's CRDs are not installed" in failed["findings"][0]["summary"]
+    cases = junit_cases(out / "failed" / "junit.xml")
+    assert {c for s, c in cases if s == "datastore"} == {"DS000"}
+    assert not {c for s, c in cases if s != "datastore" and c.startswith("DS")}

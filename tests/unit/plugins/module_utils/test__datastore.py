@@ -94,9 +94,12 @@ def ids(found):
 
 def test_kubernetes_documents_become_the_view():
     view = ds.view_from_kubernetes(*kube_docs())
-    assert view["source"] == "kubernetes" and view["errors"] == []
+    assert view["source"] == "kubernetes" and view["errors"] == [] and view["error"] is None
+    assert (view["api_group"], view["ipam"]) == ("crd.projectcalico.org/v1", "calico")
+    # kube-controller-manager allocated pod CIDRs too; with Calico IPAM nothing reads them.
     assert view["nodes"]["node2"] == {"ipv4_address": "192.168.0.111/24", "ipip_tunnel_addr": "10.122.124.128",
-                                      "vxlan_tunnel_addr": None, "vxlan_mac": None, "ready": True}
+                                      "vxlan_tunnel_addr": None, "vxlan_mac": None, "ready": True,
+                                      "pod_cidrs": ["10.244.2.0/24"]}
     assert view["nodes"]["node6"]["ready"] is False  # Ready condition "Unknown": the kubelet stopped posting
     assert view["blocks"]["10.122.17.64/26"] == {"affinity_node": "node1", "state": "confirmed",
                                                  "affinities": {"node1": "confirmed"}, "ipam_block": True,
@@ -109,9 +112,9 @@ def test_kubernetes_documents_become_the_view():
 def test_etcd_listing_becomes_the_same_view():
     etcd = ds.view_from_etcd(etcd_pairs())
     kube = ds.view_from_kubernetes(*kube_docs())
-    assert etcd["source"] == "etcd" and etcd["errors"] == []
+    assert etcd["source"] == "etcd" and etcd["errors"] == [] and etcd["api_group"] is None
     assert etcd["blocks"] == kube["blocks"]
-    assert {n: {**v, "ready": None} for n, v in kube["nodes"].items()} == etcd["nodes"]
+    assert {n: {**v, "ready": None, "pod_cidrs": []} for n, v in kube["nodes"].items()} == etcd["nodes"]
 
 
 def test_etcd_details():
@@ -134,7 +137,8 @@ def test_etcd_details():
     ]
     view = ds.view_from_etcd(pairs)
     assert view["nodes"]["v1"] == {"ipv4_address": "192.0.2.21/24", "ipip_tunnel_addr": None,
-                                   "vxlan_tunnel_addr": "198.18.9.1", "vxlan_mac": "66:aa:bb:cc:dd:01", "ready": None}
+                                   "vxlan_tunnel_addr": "198.18.9.1", "vxlan_mac": "66:aa:bb:cc:dd:01", "ready": None,
+                                   "pod_cidrs": []}
     assert view["blocks"]["198.18.9.0/26"] == {"affinity_node": "v1", "state": "confirmed",
                                                "affinities": {"v1": "confirmed"}, "ipam_block": True, "allocations": 2}
     assert view["blocks"]["198.18.9.64/26"] == {"affinity_node": "v2", "state": "pending",
@@ -385,8 +389,15 @@ def test_check_view():
     view = ds.check_view({"source": "etcd", "nodes": {"n": {"ipv4_address": "192.0.2.1/24"}},
                           "blocks": {"198.18.0.0/26": {"affinity_node": "n"}}})
     assert view["nodes"]["n"] == {"ipv4_address": "192.0.2.1/24", "ipip_tunnel_addr": None, "vxlan_tunnel_addr": None,
-                                  "vxlan_mac": None, "ready": None}
+                                  "vxlan_mac": None, "ready": None, "pod_cidrs": []}
     assert view["blocks"]["198.18.0.0/26"]["state"] is None and view["errors"] == []
+    assert (view["error"], view["api_group"], view["ipam"]) == (None, None, "calico")
+    for bad in ({"source": "etcd", "nodes": {}, "blocks": {}, "error": "down"},
+                {"source": "etcd", "nodes": {}, "blocks": {}, "error": {"kind": "timeout"}}):
+        with pytest.raises(ValueError, match="error"):
+            ds.check_view(bad)
+    failed = ds.check_view(ds.error_view("kubernetes", "no-such-kind", "boom", ["kubectl get nodes"]))
+    assert failed["error"] == {"kind": "other", "message": "boom", "details": ["kubectl get nodes"]}
 
 
 # --- through the fleet audit and its reports ---------------------------------------------------------
@@ -410,3 +421,331 @@ def test_the_audit_reports_the_datastore_findings():
     assert suites["node6"].get("failures") == "1"
     assert len(list(suites["node1"].iter("testcase"))) == len(_fleet.CHECKS)
     assert "node6" in _report.render_markdown(report) and "node6" in _report.render_html(report)
+
+
+# --- the two CRD groups (checked against projectcalico/calico 87c15906f2, master = v3.34.0-0.dev, and v3.32.0) --
+#
+# libcalico-go/lib/backend/k8s/discovery.go UsingV3CRDs: projectcalico.org/v3 only when the API server serves
+# that group and not crd.projectcalico.org (both: the v3 group is the Calico API server's, over the v1 CRDs).
+# tests/unit/fixtures/kube/v3/*.json are the v1 fixtures rewritten in the shape of the native v3 CRDs
+# (api/config/crd/projectcalico.org_{ipamblocks,blockaffinities}.yaml, shipped in manifests/calico-v3-crds.yaml
+# from v3.32.0): apiVersion projectcalico.org/v3, BlockAffinity `deleted` a bool, the labels
+# model.EnsureBlockAffinityLabelsV3 sets. Each item validates against those schemas at both refs.
+
+KUBE_V3 = KUBE / "v3"
+
+
+def api_groups(*names):
+    """An APIGroupList as `kubectl get --raw /apis` prints it."""
+    version = {"crd.projectcalico.org": "v1", "projectcalico.org": "v3", "apps": "v1", "operator.tigera.io": "v1"}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {"name": n, "versions": [{"groupVersion": f"{n}/{version[n]}", "version": version[n]}],
+         "preferredVersion": {"groupVersion": f"{n}/{version[n]}", "version": version[n]}} for n in names]}
+
+
+def test_the_crd_group_is_the_one_libcalico_go_picks():
+    assert ds.api_group_from_discovery(api_groups("apps", "crd.projectcalico.org")) == "crd.projectcalico.org/v1"
+    assert ds.api_group_from_discovery(api_groups("apps", "projectcalico.org")) == "projectcalico.org/v3"
+    # The Calico API server serves projectcalico.org/v3 over the v1 CRDs: read those directly.
+    assert ds.api_group_from_discovery(api_groups("projectcalico.org", "crd.projectcalico.org")) == \
+        "crd.projectcalico.org/v1"
+    assert ds.api_group_from_discovery(api_groups("apps", "operator.tigera.io")) is None
+    with pytest.raises(ValueError, match="APIGroupList"):
+        ds.api_group_from_discovery({"kind": "Status"})
+    # Always qualified: an unqualified name on a cluster with the API server would be its v3 objects.
+    assert ds.resources_of("crd.projectcalico.org/v1") == (
+        "nodes", "ipamblocks.crd.projectcalico.org", "blockaffinities.crd.projectcalico.org")
+    assert ds.resources_of("projectcalico.org/v3") == (
+        "nodes", "ipamblocks.projectcalico.org", "blockaffinities.projectcalico.org")
+
+
+def v3_docs():
+    nodes = json.loads((KUBE / "nodes.json").read_text(encoding="utf-8"))
+    return [nodes] + [json.loads((KUBE_V3 / name).read_text(encoding="utf-8"))
+                      for name in ("ipamblocks.json", "blockaffinities.json")]
+
+
+def test_v3_crd_documents_become_the_same_view():
+    v1 = ds.view_from_kubernetes(*kube_docs())
+    v3 = ds.view_from_kubernetes(*v3_docs(), api_group="projectcalico.org/v3")
+    assert v3["errors"] == [] and v3["api_group"] == "projectcalico.org/v3"
+    assert {k: v for k, v in v3.items() if k != "api_group"} == {k: v for k, v in v1.items() if k != "api_group"}
+    # node3's old block: deleted true (a bool in both v3 CRDs) is soft-deleted.
+    assert "10.122.99.0/26" not in v3["blocks"]
+    affinities = v3_docs()[2]["items"]
+    assert all(isinstance(a["spec"]["deleted"], bool) for a in affinities)
+
+
+def test_v3_crds_give_no_false_finding_and_the_same_findings():
+    facts = seed_fleet()
+    nodes, blocks, affinities = v3_docs()
+    nodes["items"] = [n for n in nodes["items"] if n["metadata"]["name"] != "node6"]
+    for doc in (blocks, affinities):
+        doc["items"] = [i for i in doc["items"] if "node6" not in json.dumps(i["spec"])]
+    assert findings(ds.view_from_kubernetes(nodes, blocks, affinities, "projectcalico.org/v3"), facts) == []
+    # The same drift as test_ds001/ds002 above, in the v3 shape.
+    nodes["items"][2]["metadata"]["annotations"]["projectcalico.org/IPv4Address"] = "192.168.0.112/24"
+    node5 = next(a for a in affinities["items"] if a["spec"]["node"] == "node5")
+    node5["spec"]["deleted"] = True
+    next(b for b in blocks["items"] if b["spec"]["affinity"] == "host:node5")["spec"]["deleted"] = True
+    found = findings(ds.view_from_kubernetes(nodes, blocks, affinities, "projectcalico.org/v3"), facts)
+    assert [(f["id"], f["severity"], f["host"], f["evidence"].get("kind")) for f in found] == [
+        ("DS001", "critical", "node3", None), ("DS002", "warning", "node5", "not_assigned")]
+
+
+def test_deleted_strings_are_read_as_go_s_parsebool():
+    """libcalico-go/lib/backend/k8s/resources/ipam_affinity_v1.go: an empty string is false, else
+    strconv.ParseBool, and an entry it cannot parse is an error, not a live affinity."""
+    nodes, blocks, affinities = kube_docs(without=["node6"])
+    cases = {"1": True, "t": True, "T": True, "TRUE": True, "True": True, "true": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "False": False, "": False,
+             "yes": None, " true": None, "tRUE": None}
+    items = affinities["items"][:1]
+    affinities["items"] = []
+    for i, (text, _want) in enumerate(cases.items()):
+        item = copy.deepcopy(items[0])
+        item["metadata"]["name"] = f"case{i}"
+        item["spec"].update(cidr=f"10.9.{i}.0/26", node=f"n{i}", deleted=text)
+        affinities["items"].append(item)
+    view = ds.view_from_kubernetes(nodes, blocks, affinities)
+    for i, (text, want) in enumerate(cases.items()):
+        live = f"10.9.{i}.0/26" in view["blocks"]
+        assert live is (want is False), (text, want)
+        assert any(e.startswith(f"blockaffinity case{i}: ") for e in view["errors"]) is (want is None), text
+    assert ds.parse_bool("t") is True and ds.parse_bool("off") is None
+
+
+def test_an_etcd_affinity_with_no_value_is_confirmed():
+    """libcalico-go/lib/backend/model/block_affinity.go parseValue (model/keys.go ParseValue before v3.32):
+    block affinities used to be stored with no value; one is read as {}: no state, so confirmed."""
+    pairs = [etcd_node("v1", "192.0.2.21/24", None), ("/calico/ipam/v2/host/v1/ipv4/block/198.18.9.0-26", ""),
+             # Only an affinity gets that: an empty block or node value is still an error.
+             ("/calico/ipam/v2/assignment/ipv4/block/198.18.10.0-26", ""),
+             ("/calico/ipam/v2/host/v1/ipv4/block/198.18.11.0-26", json.dumps({"state": "confirmed",
+                                                                               "deleted": "true"}))]
+    view = ds.view_from_etcd(pairs)
+    assert view["blocks"] == {"198.18.9.0/26": {"affinity_node": "v1", "state": "confirmed",
+                                                "affinities": {"v1": "confirmed"}, "ipam_block": False,
+                                                "allocations": 0}}
+    assert len(view["errors"]) == 1 and view["errors"][0].startswith("/calico/ipam/v2/assignment/ipv4/block/")
+
+
+# --- host-local IPAM (USE_POD_CIDR) ---------------------------------------------------------------------
+#
+# Checked against projectcalico/calico 87c15906f2 (and v3.30.0, v3.32.0): with USE_POD_CIDR libcalico-go
+# registers no IPAMBlock/BlockAffinity client (libcalico-go/lib/backend/k8s/client.go); the BGP and Felix
+# syncers turn each Node's status.PodCIDRs (= spec.podCIDRs) into confirmed affinities
+# (lib/backend/syncersv1/updateprocessors/bgpnodeprocessor.go, felixnodeprocessor.go), so BIRD/Felix
+# blackhole the pod CIDR; node/pkg/allocateip/allocateip.go allocates no tunnel address, and
+# K8sNodeToCalico (lib/backend/k8s/resources/node.go) gives the IPIP tunnel address from spec.podCIDR with
+# getStaticTunnelAddress (the address with `tunIp[3]++`), whatever the annotation says. The CNI config is
+# Calico's with `"ipam": {"type": "host-local", "subnet": "usePodCidr"}`
+# (cni-plugin/internal/pkg/utils/utils.go ReplaceHostLocalIPAMPodCIDRs).
+
+HOST_LOCAL_CONFLIST = json.dumps({"name": "k8s-pod-network", "cniVersion": "0.3.1", "plugins": [
+    {"type": "calico", "log_level": "info", "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__",
+     "mtu": 1440, "ipam": {"type": "host-local", "subnet": "usePodCidr"},
+     "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "/etc/cni/net.d/calico-kubeconfig"}},
+    {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}}]})
+
+
+def host_local_fleet(cni=True):
+    """Seed 001's hosts and addresses, each node's block its pod CIDR 10.244.i.0/24 (nodes.json) and its
+    tunl0 address the pod CIDR's .1, as calico-node with USE_POD_CIDR programs them."""
+    from ansible_collections.netdoctor.calico.plugins.module_utils import _node_files
+    from ansible_collections.netdoctor.calico.tests.unit.fixtures import fleet
+
+    specs = [fleet.node(s["host"], s["nics"], s["ip"], f"10.244.{i}.0/24", f"10.244.{i}.1")
+             for i, s in enumerate(fleet.seed_specs(), start=1)]
+    facts = fleet.build("ipip", specs)
+    parsed = _node_files.parse_cni_config(HOST_LOCAL_CONFLIST)
+    for fact in facts.values():
+        if cni:
+            fact["identity"]["cni"] = dict(parsed, file="/etc/cni/net.d/10-calico.conflist", active=True, error=None)
+    return facts
+
+
+def host_local_docs():
+    """The cluster's Kubernetes datastore: Nodes with pod CIDRs and no tunnel annotation (nothing allocates
+    one), the IPAM CRDs served and empty."""
+    nodes, blocks, affinities = kube_docs(without=["node6"])
+    for node in nodes["items"]:
+        node["metadata"]["annotations"].pop("projectcalico.org/IPv4IPIPTunnelAddr")
+    blocks["items"], affinities["items"] = [], []
+    return nodes, blocks, affinities
+
+
+def test_static_tunnel_address():
+    assert ds.static_tunnel_address("10.244.1.0/24") == "10.244.1.1"
+    assert ds.static_tunnel_address("10.244.1.128/25") == "10.244.1.129"
+    assert ds.static_tunnel_address("10.244.1.255/32") == "10.244.1.0"  # a Go byte wraps, no carry
+    assert ds.static_tunnel_address("fd00:244::/64") is None           # "Cannot pick an IPv4 tunnel address"
+    for bad in ("10.244.1.0", "nope/24", None):
+        with pytest.raises(ValueError):
+            ds.static_tunnel_address(bad)
+
+
+def test_pod_cidr_view():
+    view = ds.pod_cidr_view(ds.view_from_kubernetes(*host_local_docs()))
+    assert view["ipam"] == "host-local" and view["errors"] == []
+    assert view["nodes"]["node2"]["ipip_tunnel_addr"] == "10.244.2.1"
+    assert view["blocks"] == {f"10.244.{i}.0/24": {"affinity_node": f"node{i}", "state": "confirmed",
+                                                   "affinities": {f"node{i}": "confirmed"}, "ipam_block": False,
+                                                   "allocations": 0} for i in range(1, 6)}
+    # IPAM objects are not read in this mode; a node without a pod CIDR keeps its annotated tunnel address;
+    # several pod CIDRs (dual stack) are all its blocks, the tunnel address from the first.
+    nodes, blocks, affinities = kube_docs(without=["node6"])
+    nodes["items"][0]["spec"] = {}
+    nodes["items"][1]["spec"] = {"podCIDR": "10.244.2.0/24", "podCIDRs": ["10.244.2.0/24", "fd00:244:2::/64"]}
+    nodes["items"][2]["spec"] = {"podCIDR": "fd00:244:3::/64", "podCIDRs": ["fd00:244:3::/64", "10.244.3.0/24"]}
+    nodes["items"][3]["spec"] = {"podCIDRs": ["10.244.4.0"]}
+    view = ds.pod_cidr_view(ds.view_from_kubernetes(nodes, blocks, affinities))
+    assert view["nodes"]["node1"]["ipip_tunnel_addr"] == "10.122.17.64"
+    assert view["nodes"]["node2"]["ipip_tunnel_addr"] == "10.244.2.1"
+    assert view["nodes"]["node3"]["ipip_tunnel_addr"] is None
+    assert sorted(c for c, b in view["blocks"].items() if b["affinity_node"] == "node2") == [
+        "10.244.2.0/24", "fd00:244:2::/64"]
+    assert "10.122.17.64/26" not in view["blocks"]
+    assert view["errors"] == ["node node4: pod CIDR '10.244.4.0' is not a CIDR"]
+    failed = ds.error_view("kubernetes", "timeout", "slow")
+    assert ds.pod_cidr_view(failed) is failed
+
+
+def test_host_local_cluster_gives_no_false_finding():
+    facts = host_local_fleet()
+    view = ds.view_from_kubernetes(*host_local_docs())
+    assert rules.uses_pod_cidr(facts) == (True, "the Calico CNI config uses host-local IPAM on node1, node2, node3")
+    assert findings(view, facts) == []
+    # What the audit said before it knew the mode: the tunnel address "unset" and every blackhole unowned.
+    wrong = rules.datastore_findings(view, _contract.expected_map(facts), host_local_fleet(cni=False))
+    assert {(f["id"], f["severity"]) for f in wrong} == {("DS001", "warning"), ("DS002", "warning")}
+    assert len(wrong) == 10
+
+
+def test_host_local_cluster_findings():
+    facts = host_local_fleet()
+    nodes, blocks, affinities = host_local_docs()
+    # node3's Node now has another pod CIDR (re-created); node5's tunl0 has an address of its own.
+    nodes["items"][2]["spec"] = {"podCIDR": "10.244.9.0/24", "podCIDRs": ["10.244.9.0/24"]}
+    facts["node5"]["calico"]["tunnel"]["address"] = "10.244.5.7"
+    found = findings(ds.view_from_kubernetes(nodes, blocks, affinities), facts)
+    assert [(f["id"], f["severity"], f["host"], f["evidence"].get("kind")) for f in found] == [
+        ("DS001", "warning", "node3", None), ("DS001", "warning", "node5", None),
+        ("DS002", "warning", "node3", "not_announced"), ("DS002", "warning", "node3", "not_assigned")]
+    assert found[2]["evidence"]["ipam"] == "host-local"
+    assert "kubectl get node node3 -o jsonpath='{.spec.podCIDRs}'" in found[2]["remedy"]
+    assert found[1]["evidence"]["fields"]["ipip_tunnel_addr"] == {
+        "datastore": "10.244.5.1", "node": [{"value": "10.244.5.7", "source": "address of tunl0"}]}
+
+
+def test_use_pod_cidr_env_decides_over_the_cni_config():
+    facts = host_local_fleet(cni=False)
+    assert rules.uses_pod_cidr(facts) == (False, None)
+    facts["node2"]["identity"]["calico_node"]["env"]["USE_POD_CIDR"] = "true"
+    assert rules.uses_pod_cidr(facts) == (True, "calico-node runs with USE_POD_CIDR=true on node2")
+    assert findings(ds.view_from_kubernetes(*host_local_docs()), facts) == []
+    # Explicitly off: Calico IPAM, even with a host-local CNI config.
+    facts = host_local_fleet()
+    for fact in facts.values():
+        fact["identity"]["calico_node"]["env"]["USE_POD_CIDR"] = "false"
+    assert rules.uses_pod_cidr(facts) == (False, "calico-node runs with USE_POD_CIDR=false")
+    # etcd has no pod CIDRs: the mode does not change how its view is read.
+    assert rules.datastore_findings(ds.view_from_etcd([]), _contract.expected_map(facts), facts)
+
+
+# --- a read that failed: DS000 -------------------------------------------------------------------------
+
+
+def test_a_failed_read_is_ds000_and_nothing_else():
+    facts = seed_fleet()
+    view = ds.error_view("kubernetes", "resource_absent", "the API server serves neither crd.projectcalico.org "
+                         "nor projectcalico.org: Calico's CRDs are not installed in this cluster")
+    (found,) = findings(view, facts)
+    assert (found["id"], found["severity"], found["host"], found["peer"]) == ("DS000", "warning", "datastore", None)
+    assert found["summary"].startswith("the Kubernetes datastore could not be read (resource absent): the API server")
+    assert found["summary"].endswith("the datastore checks (DS001-DS003) did not run")
+    assert found["evidence"] == {"source": "kubernetes", "kind": "resource_absent", "message": view["error"]["message"],
+                                 "details": [], "api_group": None}
+    assert "kubectl api-resources" in found["remedy"]
+    etcd = ds.error_view("etcd", "file", "etcd_cert /etc/calico/certs/cert.pem: No such file or directory")
+    (found,) = findings(etcd, facts)
+    assert found["summary"].startswith("etcd could not be read (file): etcd_cert /etc/calico/certs/cert.pem")
+
+
+def test_junit_checks():
+    read = ds.view_from_etcd(etcd_pairs())
+    failed = ds.error_view("etcd", "timeout", "slow")
+    base = tuple(_catalogue.CATALOGUE)
+    assert set(rules.junit_checks(base, None)) == set(base) - set(rules.CHECKS)
+    assert set(rules.junit_checks(base, failed)) == set(base) - set(rules.CHECKS)
+    assert set(rules.junit_checks(base, read)) == set(base) - {"DS000"}
+    assert set(rules.junit_checks(base, {"a": failed, "b": read})) == set(base) - {"DS000"}
+
+
+def test_the_audit_reports_a_missing_datastore():
+    facts = seed_fleet()
+    view = ds.error_view("kubernetes", "credentials", "kubectl could not list nodes: error: You must be logged in "
+                         "to the server (Unauthorized)", ["kubectl get nodes --output=json"])
+    maps, found, hosts = _fleet.audit_fleet(facts, datastore=view)
+    assert ids(found) == [("DS000", "warning", "datastore")]
+    assert "datastore" not in hosts
+    report = _report.build_report(maps, found, hosts, "2024-05-01T10:11:12+00:00")
+    assert report["summary"]["by_id"] == {"DS000": 1} and report["summary"]["warning"] == 1
+    root = ET.fromstring(_report.render_junit(report, rules.junit_checks(_fleet.CHECKS, view), "warning"))
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert [c.get("name") for c in suites["datastore"].iter("testcase")] == ["DS000"]
+    assert suites["datastore"].get("failures") == "1"
+    # No DS check claims to have passed on a node: none ran.
+    assert not [c for c in suites["node1"].iter("testcase") if c.get("name").startswith("DS")]
+    assert "Unauthorized" in _report.render_markdown(report)
+
+
+# --- why a read failed ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ('error: the server doesn\'t have a resource type "ipamblocks.crd.projectcalico.org"', "resource_absent"),
+    ("error: You must be logged in to the server (Unauthorized)", "credentials"),
+    ('Error from server (Forbidden): nodes is forbidden: User "system:anonymous" cannot list resource "nodes" in '
+     'API group "" at the cluster scope', "credentials"),
+    ("Unable to connect to the server: tls: failed to verify certificate: x509: certificate signed by unknown "
+     "authority", "tls"),
+    ("Unable to connect to the server: net/http: TLS handshake timeout", "timeout"),
+    ("Unable to connect to the server: dial tcp 192.0.2.10:6443: i/o timeout", "timeout"),
+    ("Error from server (Timeout): the server was unable to return a response in the time allotted, but may "
+     "still be processing the request (get nodes)", "timeout"),
+    ("The connection to the server 192.0.2.10:6443 was refused - did you specify the right host or port?",
+     "unreachable"),
+    ("Unable to connect to the server: dial tcp: lookup api.example on 127.0.0.53:53: no such host", "unreachable"),
+    ("error: context was not found for specified context: prod", "config"),
+    ("error: stat /etc/kubernetes/admin.conf: no such file or directory", "file"),
+    ("error: something new", "other"),
+])
+def test_kubectl_error_kind(text, kind):
+    assert ds.kubectl_error_kind(text) == kind
+
+
+def test_etcd_error_kind():
+    import socket
+    import ssl
+    import urllib.error
+
+    class Status(OSError):
+        def __init__(self, code):
+            super().__init__(f"HTTP {code}")
+            self.code = code
+
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    required = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    assert ds.etcd_error_kind(urllib.error.URLError(verify)) == "tls"
+    assert ds.etcd_error_kind(required) == "credentials"
+    assert ds.etcd_error_kind(urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))) == \
+        "unreachable"
+    assert ds.etcd_error_kind(urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))) == \
+        "unreachable"
+    assert ds.etcd_error_kind(urllib.error.URLError(TimeoutError("timed out"))) == "timeout"
+    assert ds.etcd_error_kind(TimeoutError("timed out")) == "timeout"
+    assert ds.etcd_error_kind(Status(401)) == "credentials" and ds.etcd_error_kind(Status(404)) == "http"
+    assert ds.etcd_error_kind(ValueError("Expecting value")) == "bad_output"
+    assert ds.worst_kind(["unreachable", "tls", "timeout"]) == "tls"
+    assert ds.worst_kind([]) == "other"

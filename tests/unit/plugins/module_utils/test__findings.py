@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue, _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue
 from ansible_collections.netdoctor.calico.plugins.module_utils import _findings as fd
 from ansible_collections.netdoctor.calico.tests.unit import iptext
 from ansible_collections.netdoctor.calico.tests.unit.fixtures import facts, seeds
@@ -19,7 +19,7 @@ def _node4(fixed=True, **kwargs):
 
 
 def _ids(findings, minimum="info"):
-    rank = _contract.SEVERITY_RANK
+    rank = _catalogue.SEVERITY_RANK
     return [(f["id"], f["severity"]) for f in findings if rank[f["severity"]] <= rank[minimum]]
 
 
@@ -318,22 +318,22 @@ def test_bird_socket_unreadable_in_ipip_mode():
 # --- the catalogue and the helpers -----------------------------------------------------------
 
 def test_finding_validates_id_and_severity():
-    assert _contract.finding("RT001", "info", "n1", "s", {}, "r", peer="n2") == {
+    assert _catalogue.finding("RT001", "info", "n1", "s", {}, "r", peer="n2") == {
         "id": "RT001", "severity": "info", "host": "n1", "peer": "n2", "summary": "s", "evidence": {}, "remedy": "r"}
     with pytest.raises(ValueError, match="unknown finding id"):
-        _contract.finding("XX999", "info", "n1", "s", {}, "r")
+        _catalogue.finding("XX999", "info", "n1", "s", {}, "r")
     with pytest.raises(ValueError, match="unknown severity"):
-        _contract.finding("RT001", "error", "n1", "s", {}, "r")
+        _catalogue.finding("RT001", "error", "n1", "s", {}, "r")
 
 
 def test_sort_and_worst():
-    new = _contract.finding
+    new = _catalogue.finding
     found = [new("SYS001", "info", "b", "", {}, ""), new("NM001", "critical", "b", "", {}, ""),
              new("AD001", "critical", "a", "", {}, ""), new("BGP001", "warning", "a", "", {}, "")]
-    assert [(f["id"], f["host"]) for f in _contract.sort_findings(found)] == [
+    assert [(f["id"], f["host"]) for f in _catalogue.sort_findings(found)] == [
         ("AD001", "a"), ("NM001", "b"), ("BGP001", "a"), ("SYS001", "b")]
-    assert _contract.worst_severity(found) == "critical"
-    assert _contract.worst_severity(found[:1]) == "info" and _contract.worst_severity([]) is None
+    assert _catalogue.worst_severity(found) == "critical"
+    assert _catalogue.worst_severity(found[:1]) == "info" and _catalogue.worst_severity([]) is None
 
 
 def test_catalogue_documents_every_id():

@@ -373,7 +373,7 @@ def test_addresses_in_message_order():
         {"index": 2, "family": 4, "address": "192.0.2.99", "prefixlen": 24, "scope": "global",
          "flags": ["secondary", "permanent"], "label": "eth0:vip"},
         {"index": 8, "family": 4, "address": "192.0.2.98", "prefixlen": 32, "scope": "global", "flags": [],
-         "label": "ptp0"},
+         "label": "ptp0", "peer": "192.0.2.99"},
         {"index": 2, "family": 6, "address": "2001:db8::11", "prefixlen": 64, "scope": "global",
          "flags": ["permanent"], "label": None},
         {"index": 2, "family": 6, "address": "fe80::1", "prefixlen": 64, "scope": "link",

@@ -445,3 +445,36 @@ def test_network_manager_facts_shape(tmp_path):
         "calico_devices": dict.fromkeys(nm.CALICO_DEVICES, True),
         "managed_calico_devices": [], "managed_examples": {}, "undetermined": [],
     }
+
+
+# --- is NetworkManager running: what it answers, never a process name ---------------------------
+
+def _nmcli(rc, out):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return rc, out, ""
+    return run, calls
+
+
+def test_running_is_what_nmcli_gets_from_networkmanager():
+    run, calls = _nmcli(0, "running\n")
+    assert nm.running(run, "/usr/bin/nmcli") is True
+    assert calls == [["/usr/bin/nmcli", "-t", "-f", "RUNNING", "general"]]
+    # nmcli's answer when the daemon is not on D-Bus (rc 8), whatever processes are called.
+    assert nm.running(_nmcli(8, "Error: NetworkManager is not running.\n")[0], "/usr/bin/nmcli") is False
+    assert nm.running(_nmcli(0, "starting\n")[0], "/usr/bin/nmcli") is False
+
+
+def test_without_nmcli_the_pid_file_must_name_a_live_networkmanager(tmp_path):
+    pid_file, proc = tmp_path / "NetworkManager.pid", tmp_path / "proc"
+    never = _nmcli(0, "running")[0]
+    assert nm.running(never, None, proc=str(proc), pid_file=str(pid_file)) is False  # no pid file
+    pid_file.write_text("4242\n")
+    assert nm.running(never, None, proc=str(proc), pid_file=str(pid_file)) is False  # stale: no such process
+    (proc / "4242").mkdir(parents=True)
+    (proc / "4242" / "comm").write_text("sshd\n")
+    assert nm.running(never, None, proc=str(proc), pid_file=str(pid_file)) is False  # pid reused by another
+    (proc / "4242" / "comm").write_text("NetworkManager\n")
+    assert nm.running(never, None, proc=str(proc), pid_file=str(pid_file)) is True

@@ -514,7 +514,6 @@ def test_docs_findings_md_documents_exactly_the_catalogue():
     import pathlib
     import re
 
-
     doc = pathlib.Path(__file__).parents[4] / "docs" / "findings.md"
     headings = re.findall(r"^## (\S+) — ", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
     assert sorted(headings) == sorted(_catalogue.CATALOGUE)

@@ -2,7 +2,7 @@
 it (what the namespace lab shows for autodetect-wrong-nic and bgp-peer-down), and only those."""
 
 import pytest
-from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
+from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet, _report
 from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import build, healthy_specs, node, refresh
 
@@ -134,7 +134,7 @@ def test_folding_never_changes_the_verdict(fail_on):
     facts = bgp_peer_down("bgp")
     findings = _fleet.audit(facts)[1]
     unfolded = [{**f, "severity": f["evidence"].get("severity_alone", f["severity"])} for f in findings]
-    assert bool(_contract.failing(findings, fail_on)) == bool(_contract.failing(unfolded, fail_on))
+    assert bool(_catalogue.failing(findings, fail_on)) == bool(_catalogue.failing(unfolded, fail_on))
 
 
 def test_the_matrix_shows_a_folded_consequence_with_its_own_severity():

@@ -15,14 +15,14 @@ DEMO_LAB := demo
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help install venv debs collections lint sanity unit integration molecule test bench demo demo-down clean
+.PHONY: help install venv node-venv debs collections lint sanity unit integration molecule test bench demo demo-down clean
 
 help:
 	@echo "make demo   - lab with seed faults -> audit -> repair -> audit clean -> ping 100%"
 	@echo "make test   - everything that must pass: lint, sanity, unit, lab integration"
 	@echo "make bench  - speed and memory figures"
 
-install: venv debs collections
+install: venv debs collections node-venv
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -64,6 +64,18 @@ sanity: install
 
 unit: install
 	$(VENV)/bin/pytest -q --no-skips tests/unit
+	# Node code on the oldest pyroute2 it supports (Debian 12's 0.7.2), in a venv of its own.
+	$(NODE_VENV)/bin/python -m pytest -q --no-skips -p no:cacheprovider tests/unit/plugins/module_utils
+
+# A node's Python with the distributions' oldest supported pyroute2: the node-side unit tests and one
+# lab audit (tests/integration/test_distro_pyroute2.py) run with it.
+NODE_VENV := $(ROOT)/.venv-pyroute2-0.7.2
+node-venv: $(NODE_VENV)/.stamp
+$(NODE_VENV)/.stamp: requirements.txt
+	test -x $(NODE_VENV)/bin/python || python3 -m venv $(NODE_VENV)
+	$(NODE_VENV)/bin/pip install -q --disable-pip-version-check pyroute2==0.7.2 \
+	  $$(grep -iE '^(pytest|pluggy|iniconfig|packaging|Pygments|PyYAML|jsonschema|jsonschema-specifications|referencing|rpds-py|attrs)==' requirements.txt)
+	touch $@
 
 integration: install
 	$(VENV)/bin/pytest -q --no-skips tests/integration

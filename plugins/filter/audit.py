@@ -13,7 +13,7 @@ from ansible_collections.netdoctor.calico.plugins.plugin_utils._filters import a
 class FilterModule:
     def filters(self):
         return {
-            "audit_route_check": as_filter("audit_route_check", _audit_role.route_check),
+            "route_check_hosts": as_filter("route_check_hosts", _audit_role.route_check_hosts),
             "peer_groups": as_filter("peer_groups", _audit_role.peer_groups, _input="dict"),
             "peer_ips": as_filter("peer_ips", _audit_role.peer_ips, _input="list"),
             "task_failures": as_filter("task_failures", _audit_role.task_failures, _input="dict"),

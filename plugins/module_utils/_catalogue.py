@@ -92,6 +92,11 @@ CATALOGUE = {
         "seed": None, "scope": "fleet",
         "fix": "One tunnel MTU for the fleet (FelixConfiguration ipipMTU / vxlanMTU).",
     },
+    "NOCAL001": {
+        "title": "Calico is not running on the host",
+        "seed": None, "scope": "node",
+        "fix": "Nothing if the host is not meant to run Calico; before an install, the preflight role (harden).",
+    },
     "UNREACH": {
         "title": "A host gave no facts, so it was not audited",
         "seed": None, "scope": "fleet",
@@ -122,6 +127,106 @@ CATALOGUE = {
         "seed": None, "scope": "fleet",
         "fix": "Decommission it: `calicoctl delete node <name>` (etcd) or `kubectl delete node <name>` (Kubernetes "
                "datastore); the mesh stops peering with it (BGP001).",
+    },
+    # Host configuration, CNI files and identities (issue 15): node rules in _findings_host over the fact's
+    # host_config (_hostconfig), fleet rules in plugin_utils/_identity.
+    "DUP002": {
+        "title": "Nodes share a machine id, /var/lib/calico/nodename, VTEP MAC or hostname (cloned machines)",
+        "seed": None, "scope": "fleet",
+        "fix": "Give each clone its own identity: systemd-machine-id-setup after removing /etc/machine-id, remove the "
+               "copied /var/lib/calico/nodename, a new VTEP MAC (delete vxlan.calico and its annotation), a unique "
+               "hostname; restart calico-node there.",
+    },
+    "NET001": {
+        "title": "A host network manager deletes or rewrites Calico's routes, rules or MACs (systemd-networkd, udev "
+                 ".link, netplan, nm-cloud-setup)",
+        "seed": None, "scope": "node",
+        "fix": "networkd.conf drop-in ManageForeignRoutes=no / ManageForeignRoutingPolicyRules=no; a first .link with "
+               "MACAddressPolicy=none for Calico's devices; fix netplan's YAML; disable nm-cloud-setup and remove its "
+               "rules (netdoctor.calico.calico_host_managers).",
+    },
+    "IPT001": {
+        "title": "Calico's rules in two iptables/nftables dataplanes, kube-proxy in another one, or foreign rules "
+                 "in the tables Felix uses",
+        "seed": None, "scope": "node",
+        "fix": "Remove Calico's chains from the backend Felix no longer programs (or reboot); one backend for Felix "
+               "and kube-proxy (FelixConfiguration iptablesBackend / nftablesMode); foreign nft rules in their own "
+               "table.",
+    },
+    "CNI001": {
+        "title": "CNI files: a foreign config sorts before Calico's, another CNI's leftovers, the CNI token expired, "
+                 "the plugin binaries missing",
+        "seed": None, "scope": "node",
+        "fix": "Remove the foreign or leftover config; restart calico-node (it renews the token and install-cni "
+               "copies the binaries) and check the runtime's CNI bin dir.",
+    },
+    "REG001": {
+        "title": "A node is registered as /32 while its interface has a subnet",
+        "seed": None, "scope": "node",
+        "fix": "Register the interface's prefix (IP=<address>/<prefix>, or autodetection) and restart calico-node.",
+    },
+    "POOL001": {
+        "title": "An IP pool overlaps a host network, a bridge or the service CIDR",
+        "seed": None, "scope": "node",
+        "fix": "Move pods to a new non-overlapping IPPool (disable the old one, recreate the pods), or move the "
+               "bridge out of the pool.",
+    },
+    "BGP002": {
+        "title": "BGP configuration: router id clash, a session that imports nothing, a live speaker outside "
+                 "the cluster",
+        "seed": None, "scope": "fleet",
+        "fix": "One router id per node (CALICO_ROUTER_ID); check the peer's export (bird config, BGPFilter); add the "
+               "foreign speaker to the inventory or remove its Node from this datastore.",
+    },
+    # The data plane beyond routes (issue 14): node rules in _findings_dataplane over the fact's dataplane
+    # part (_dataplane); the firewall walk is _firewall's, generalised from BGP to every overlay flow.
+    "FW001": {
+        "title": "The host firewall drops the overlay (VXLAN, IPIP, WireGuard) between Calico nodes",
+        "seed": None, "scope": "node",
+        "fix": "Accept the overlay from the fleet's Calico IPs in front of the rules that drop it (the repair with "
+               "repair_overlay_firewall=true, calico_firewall), or firewall-cmd rich rules under firewalld; persist "
+               "it in the firewall's configuration.",
+    },
+    "OFF001": {
+        "title": "VXLAN checksum offload on vxlan.calico where it breaks TCP or throughput (pods ping, TCP stalls)",
+        "seed": None, "scope": "node",
+        "fix": "`ethtool -K vxlan.calico tx-checksum-ip-generic off` now (repair_vxlan_offload=true); lasting: "
+               "FelixConfiguration featureDetectOverride ChecksumOffloadBroken=true.",
+    },
+    "CT001": {
+        "title": "The conntrack table is (nearly) full, or the kernel dropped for want of an entry",
+        "seed": None, "scope": "node",
+        "fix": "Raise net.netfilter.nf_conntrack_max (persisted in /etc/sysctl.d, and kube-proxy's conntrack "
+               "settings) and find what opens the connections.",
+    },
+    "FLX001": {
+        "title": "Felix is not live or not ready, or its health endpoint does not answer while calico-node runs",
+        "seed": None, "scope": "node",
+        "fix": "Read Felix's reporters (localhost:9099/readiness) and calico-node's log: usually the datastore or API "
+               "server is unreachable, RBAC, or config churn.",
+    },
+    "FLX002": {
+        "title": "Felix has not programmed the node: workloads without their chains, its sets missing",
+        "seed": None, "scope": "node",
+        "fix": "Check Felix's health and log; restart calico-node on the node so it programs it again.",
+    },
+    "BPF001": {
+        "title": "eBPF data plane configured without its prerequisites, or configured but fallen back",
+        "seed": None, "scope": "node",
+        "fix": "Kernel >= 5.3 with BTF, bpffs at /sys/fs/bpf, cgroup v2; kube-proxy back while Felix is not in BPF "
+               "mode.",
+    },
+    "WG001": {
+        "title": "WireGuard: device missing, wrong MTU, peers that never shake hands, keys that do not match",
+        "seed": None, "scope": "both",
+        "fix": "Load WireGuard, size wireguardMTU to the NIC minus 60 (80 for IPv6), let UDP 51820/51821 through, "
+               "restart calico-node where a key is stale.",
+    },
+    "MTU002": {
+        "title": "/var/lib/calico/mtu (the pods' MTU) does not fit the tunnel, or auto-MTU reads the wrong interface",
+        "seed": None, "scope": "node",
+        "fix": "FelixConfiguration mtuIfacePattern anchored to the NIC that carries the node IP, or an explicit MTU; "
+               "re-create the pods.",
     },
 }
 

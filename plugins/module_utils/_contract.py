@@ -166,6 +166,15 @@ def calico_node_env(fact):
     return calico_node.get("env") or {}
 
 
+def calico_running(fact):
+    """Whether Calico runs on the node: a calico-node process, a Calico mode (its devices and
+    routes), BIRD's socket or a block of its own. A host without any of them (a new node, a bastion
+    in the group) is the pre-install case, not a broken node."""
+    calico = fact.get("calico") or {}
+    return bool((fact.get("identity") or {}).get("calico_node") or calico.get("mode") not in (None, "none")
+                or (fact.get("bird") or {}).get("available") or calico.get("local_blocks"))
+
+
 def node_identity(fact, intended_ip=None):
     """The node's Calico IP and where it came from, its tunnel address and VXLAN MAC.
 
@@ -475,52 +484,101 @@ def route_digest(routes, mode, local_blocks, pools=None):
             **_digest([_digest_entry(r, mode) for r in covered])}
 
 
-def _same_subnet(fact, address):
-    """Whether ``address`` is on one of the node's own subnets off the Calico devices (CrossSubnet)."""
-    ip = ipaddress.ip_address(address)
+def _networks(fact):
+    """The node's own subnets off the Calico devices (where CrossSubnet reaches a peer directly)."""
+    out = set()
     for link in fact.get("links") or ():
-        if link.get("name") in CALICO_TUNNELS or (link.get("name") or "").startswith(WORKLOAD_PREFIX):
+        name = link.get("name") or ""
+        if name in CALICO_TUNNELS or name.startswith(WORKLOAD_PREFIX):
             continue
         for addr in link.get("addresses") or ():
             try:
-                if ip in ipaddress.ip_interface(f"{addr['address']}/{addr['prefixlen']}").network:
-                    return True
-            except (KeyError, ValueError):
+                out.add(ipaddress.ip_interface(f"{addr['address']}/{addr['prefixlen']}").network)
+            except (KeyError, TypeError, ValueError):
                 continue
-    return False
+    return out
 
 
-def expected_digest(expected, host, fact):
-    """The controller's side: the digest ``host`` sends when its routes are exactly what the map
-    wants (route_drift would find nothing), or None when its digest cannot be predicted (a block
-    without a single owner, an owner without an address)."""
-    mode, nodes = expected["mode"], expected["nodes"]
-    entries = []
-    for dst, want in expected["blocks"].items():
-        owner = want["owner"]
-        if owner == host:
-            continue
-        if owner is None or want["next_hop"] is None:
+def _entry_hash(route, mode):
+    return int.from_bytes(hashlib.sha256(repr(_digest_entry(route, mode)).encode()).digest()[:16], "big")
+
+
+_DIGEST_COMBINATIONS = 64  # blocks claimed twice: the alternatives tried before a node is checked in detail
+
+
+class DigestBook:
+    """The digests each host of one expected map may send when its routes are what the map wants
+    (route_drift would find nothing): the fleet-wide sum once, O(blocks), then per host its own
+    blocks taken out (and, with CrossSubnet, the same-subnet owners' direct routes swapped in).
+    A block two nodes claim (owners_conflicts) is judged by no one, so a route via either
+    claimant is accepted."""
+
+    def __init__(self, expected):
+        self.mode, blocks, nodes = expected["mode"], expected["blocks"], expected["nodes"]
+        field, device, onlink = ROUTE_SHAPE.get(self.mode, (None, None, None))
+        self.cross_subnet = bool(expected.get("cross_subnet"))
+        self.hash, self.delta, self.by_owner, self.owner_ip, self.claimed = {}, {}, {}, {}, {}
+        self.predictable = True
+        for dst, want in blocks.items():
+            if want["owner"] is None:
+                claimants = (expected.get("owners_conflicts") or {}).get(dst) or ()
+                hops = sorted({(nodes.get(c) or {}).get(field) for c in claimants} - {None})
+                self.claimed[dst] = (set(claimants), [_entry_hash(
+                    {"dst": dst, "type": "unicast", "gateway": hop, "dev": device, "onlink": onlink}, self.mode)
+                    for hop in hops])
+                continue
+            if want["next_hop"] is None:
+                self.predictable = False
+                continue
+            route = {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
+                     "onlink": want["onlink"]}
+            self.hash[dst] = _entry_hash(route, self.mode)
+            self.by_owner.setdefault(want["owner"], []).append(dst)
+            owner_ip = (nodes.get(want["owner"]) or {}).get("ip")
+            if self.cross_subnet and owner_ip:
+                self.owner_ip[dst] = ipaddress.ip_address(owner_ip)
+                direct = {**route, "gateway": owner_ip, "dev": None, "onlink": False}
+                self.delta[dst] = _entry_hash(direct, self.mode) - self.hash[dst]
+        self.total, self.count = sum(self.hash.values()), len(self.hash)
+        self._near = {}
+
+    def _same_subnet_blocks(self, network):
+        if network not in self._near:
+            self._near[network] = {dst for dst, ip in self.owner_ip.items() if ip in network}
+        return self._near[network]
+
+    def for_host(self, host, fact):
+        """The set of {(count, hash)} the host may send, or None when its digest cannot be
+        predicted (an owner without an address, too many doubly-claimed blocks)."""
+        if not self.predictable:
             return None
-        route = {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
-                 "onlink": want["onlink"]}
-        owner_ip = nodes[owner].get("ip")
-        if expected.get("cross_subnet") and owner_ip and _same_subnet(fact, owner_ip):
-            route = {**route, "gateway": owner_ip, "dev": None, "onlink": False}
-        entries.append(_digest_entry(route, mode))
-    return _digest(entries)
+        own = self.by_owner.get(host, ())
+        total = self.total - sum(self.hash[dst] for dst in own)
+        if self.cross_subnet:
+            near = set().union(*(self._same_subnet_blocks(n) for n in _networks(fact))) - set(own)
+            total += sum(self.delta[dst] for dst in near)
+        options = {(self.count - len(own), total)}
+        for claimants, hashes in self.claimed.values():
+            # Either claimant's route; a claimant itself may route it or hold only its blackhole.
+            choices = [(1, h) for h in hashes] + ([(0, 0)] if host in claimants else [])
+            options = {(c + dc, t + dh) for c, t in options for dc, dh in choices}
+            if len(options) > _DIGEST_COMBINATIONS or not options:
+                return None
+        return {(count, f"{value % _DIGEST_MODULUS:032x}") for count, value in options}
 
 
-def digest_drift(expected, host, fact):
+def digest_drift(book, expected, host, fact):
     """route_drift's result for a node whose digest matches the map (nothing to fix), else None:
-    the node must send its drift in detail (a second round trip, for drifted nodes only)."""
+    the node must send its drift in detail (a second round trip, for drifted nodes only).
+    ``book``: the map's DigestBook."""
     sent = fact.get("route_digest")
     if not isinstance(sent, dict) or sent.get("mode") != expected.get("mode") or expected["mode"] not in ROUTE_SHAPE:
         return None
     if sent.get("pools") and sorted(sent["pools"]) != sorted(expected.get("pools") or ()):
         return None
-    want = expected_digest(expected, host, fact)
-    if want is None or (want["count"], want["hash"]) != (sent.get("count"), sent.get("hash")):
+    options = book.for_host(host, fact)
+    if not options or (sent.get("count"), sent.get("hash")) not in options:
         return None
-    return {"host": host, "mode": expected["mode"], "checked": want["count"], "ok": want["count"], "unverified": 0,
+    checked = sent["count"] - sum(1 for claimants, _h in book.claimed.values() if host not in claimants)
+    return {"host": host, "mode": expected["mode"], "checked": checked, "ok": checked, "unverified": 0,
             "counts": {}, "drift": [], "actions": {"add": [], "replace": [], "delete": []}, "by": "digest"}

@@ -481,9 +481,11 @@ def worst_kind(kinds):
     return min(kinds, key=_KIND_ORDER.index)
 
 
-def etcd_error_kind(exc):
+def etcd_error_kind(exc, client_cert=True):
     """The ``ERROR_KINDS`` entry for an exception of one request to etcd's gateway (urllib's
-    URLError wraps the socket's or TLS's own; ``HTTPError`` carries etcd's status)."""
+    URLError wraps the socket's or TLS's own; ``HTTPError`` carries etcd's status).
+    ``client_cert``: whether a client certificate was offered - etcd with --client-cert-auth drops a
+    client without one, with an alert or by closing the connection right after the handshake."""
     status = getattr(exc, "code", None)
     if isinstance(status, int):
         return "credentials" if status in (401, 403) else "http"
@@ -491,6 +493,8 @@ def etcd_error_kind(exc):
     cause = reason if isinstance(reason, BaseException) else exc
     if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in str(reason or exc):
         return "timeout"
+    if not client_cert and isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
+        return "credentials"
     if isinstance(cause, ssl.SSLError):
         text = str(cause).upper()
         # The server's alerts about our client certificate: it wants one, or does not trust ours.

@@ -16,7 +16,12 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 
-from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _nm_config
+from ansible_collections.netdoctor.calico.plugins.module_utils import (
+    _autodetect,
+    _findings_dataplane,
+    _findings_host,
+    _nm_config,
+)
 from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
     EVIDENCE_LIMIT,
     finding,
@@ -25,6 +30,7 @@ from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
     calico_node_env,
+    calico_running,
 )
 
 # --- fact helpers ----------------------------------------------------------------------------
@@ -462,10 +468,20 @@ def rule_local_routes(fact, host):
 
 
 NODE_RULES = (rule_nm001, rule_ad, rule_ip_forward, rule_rp_filter, rule_proxy_arp, rule_tunnel_mtu, rule_hosts,
-              rule_node_names, rule_bgp, rule_local_routes)
+              rule_node_names, rule_bgp, rule_local_routes, _findings_host.rule_host,
+              *_findings_dataplane.DATAPLANE_RULES)
 
 
 def node_findings(fact):
-    """Every node-local rule over one ``calico_node`` fact; worst first."""
+    """Every node-local rule over one ``calico_node`` fact; worst first. A host where Calico does not
+    run gets one info finding instead: its settings are the preflight role's pre-install checks."""
     host = fact.get("hostname")
+    if not calico_running(fact):
+        return [finding("NOCAL001", "info", host, f"Calico is not running on {host}: no calico-node, no Calico "
+                        "device, route or BIRD socket; nothing of Calico's was audited here",
+                        {"calico_node": None, "mode": (fact.get("calico") or {}).get("mode"),
+                         "bird_socket": (fact.get("bird") or {}).get("error")},
+                        "Nothing to do if the host is not meant to run Calico (a bastion, a node not joined yet); "
+                        "before installing, run netdoctor.calico.harden on it. Otherwise check that calico-node is "
+                        "scheduled there (kubectl -n calico-system get pods -o wide).")]
     return sort_findings([f for rule in NODE_RULES for f in rule(fact, host)])

@@ -4,15 +4,21 @@
 
 # PRIVATE to this collection: may change at any time without notice.
 
-"""Does the host's nftables ruleset let BGP (TCP/179) through between this node and its Calico
-peers, and which rules make it do so (BGP001's firewall fix; pure: data in, data out).
+"""Does the host's nftables ruleset let Calico's flows through between this node and its Calico
+peers - BGP (TCP/179), IPIP (IP protocol 4), VXLAN (UDP/4789), WireGuard (UDP/51820, 51821),
+Typha (TCP/5473) - and which rules stop them (BGP001's and FW001's firewall fix; pure: data in,
+data out).
 
-``parse`` indexes ``nft -j list ruleset``; ``packets`` gives the four packets of a BGP session
-with each peer; ``evaluate`` follows each through every input/output base chain and names the
-rules (or policies) that drop it; ``plan`` gives the changes and the ``nft -f`` commands that put
-scoped accept rules, marked with ``MARKER``, at the head of each chain that blocks;
-``simulate`` applies changes to a parsed ruleset (check mode's prediction); ``render_rule`` and
-``chains_text`` print rules roughly as ``nft list ruleset`` does.
+``parse`` indexes ``nft -j list ruleset``; ``flow`` describes one of Calico's flows (``FLOWS``);
+``flow_packets`` gives the packets of that flow with each peer as this node's hooks see them
+(``packets`` is BGP's); ``evaluate`` follows each through every input/output base chain and names
+the rules (or policies) that drop them; ``plan`` gives the changes and the ``nft -f`` commands that
+put scoped accept rules, marked with the flow's ``marker`` (BGP's is ``MARKER``), at the head of
+each chain that blocks; ``simulate`` applies changes to a parsed ruleset (check mode's
+prediction); ``render_rule`` and ``chains_text`` print rules roughly as ``nft list ruleset`` does.
+firewalld's own table (``inet firewalld``) is judged like any other and its zone named
+(``firewalld_zone``), but never changed: firewalld rewrites it at every reload, so its fix is
+``firewall-cmd`` (``firewalld_commands``).
 
 Evaluation is three-valued: a match is True, False or None (cannot tell: interfaces, marks,
 rate limits, iptables-nft ``xt`` matches, ...). A drop that may match is reported with
@@ -25,8 +31,10 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import re
 
 MARKER = "netdoctor.calico: BGP with Calico peers"
+MARKER_PREFIX = "netdoctor.calico: "
 HOOKS = ("input", "output")
 FAMILIES = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 # nat chains see only a connection's first packet and do not filter.
@@ -35,10 +43,32 @@ MAX_DEPTH = 16  # the kernel's jump stack (NFT_JUMP_STACK_SIZE)
 EPHEMERAL = ("n", 1024, 65535)  # the port of the side that opened the connection: some unprivileged port
 TCP = ("n", 6, 6)
 IFACE = ("if", None, None)  # the packet's interface: unknown, but never lo (a peer is another host)
-PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "dccp": 33, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
-             "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136}
-# Matching a field of one of these headers implies that protocol (nft adds the dependency), so never TCP.
-OTHER_HEADERS = ("udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "igmp", "esp", "ah", "comp", "gre")
+UDP = ("n", 17, 17)
+IPIP = ("n", 4, 4)
+# /etc/protocols names nft prints: 4 is "ipencap" (IP-in-IP, what Calico's IPIP uses); "ipip" is 94
+# (the protocol cloud security groups are wrongly opened for, calico#1215).
+PROTOCOLS = {"icmp": 1, "igmp": 2, "ipencap": 4, "ipv4": 4, "tcp": 6, "dccp": 33, "udp": 17, "gre": 47, "esp": 50,
+             "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "ipip": 94, "sctp": 132, "udplite": 136}
+# Matching a field of one of these headers implies that protocol (nft adds the dependency).
+HEADERS = ("tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "igmp", "esp", "ah", "comp", "gre")
+# Linux's VXLAN source ports: the local port range by default (net.ipv4.ip_local_port_range).
+VXLAN_SPORTS = ("n", 32768, 60999)
+
+# Calico's flows between nodes (docs: requirements, network requirements). kind:
+#   session   - a TCP connection either side may open: the opener's SYN to the port and its answers
+#   datagram  - UDP to the port from a source port that changes (VXLAN): every packet is ct state new
+#   symmetric - UDP from the port to the port (WireGuard): the first packet new, the rest established
+#   protocol  - an IP protocol without ports (IPIP): the first packet new, the rest established
+FLOWS = {
+    "bgp": {"label": "BGP", "proto": "tcp", "port": 179, "kind": "session", "versions": (4, 6)},
+    "ipip": {"label": "IPIP", "proto": "ipencap", "port": None, "kind": "protocol", "versions": (4,)},
+    "vxlan": {"label": "VXLAN", "proto": "udp", "port": 4789, "kind": "datagram", "versions": (4,)},
+    "vxlan-v6": {"label": "VXLAN IPv6", "proto": "udp", "port": 4789, "kind": "datagram", "versions": (6,)},
+    "wireguard": {"label": "WireGuard", "proto": "udp", "port": 51820, "kind": "symmetric", "versions": (4,)},
+    "wireguard-v6": {"label": "WireGuard IPv6", "proto": "udp", "port": 51821, "kind": "symmetric",
+                     "versions": (6,)},
+    "typha": {"label": "Typha", "proto": "tcp", "port": 5473, "kind": "session", "versions": (4, 6)},
+}
 VERDICTS = ("accept", "drop", "reject", "queue", "jump", "goto", "return", "continue")
 # Statements that never decide whether a rule matches; any other non-verdict (limit, quota, xt, ...) may.
 NEUTRAL = ("counter", "log", "mangle", "set", "map", "notrack", "dup")
@@ -56,6 +86,24 @@ def felix_owned(family, table, chain=""):
 
 
 # --- input ---------------------------------------------------------------------------------------
+
+
+def flow(name, port=None):
+    """One of ``FLOWS`` with its port (``port`` overrides the default: FelixConfiguration's vxlanPort,
+    wireguardListeningPort, BGPConfiguration's listenPort) and the marker of its accept rules."""
+    if name not in FLOWS:
+        raise ValueError(f"unknown flow {name!r} (one of {', '.join(FLOWS)})")
+    out = dict(FLOWS[name], name=name)
+    if port is not None and out["port"] is not None:
+        out["port"] = port
+    out["marker"] = MARKER if name == "bgp" else f"{MARKER_PREFIX}{out['label']} with Calico peers"
+    out["l4"] = ("n", PROTOCOLS[out["proto"]], PROTOCOLS[out["proto"]])
+    return out
+
+
+def is_ours(rule):
+    """A rule this collection put there (any flow's marker)."""
+    return str(rule.get("comment") or "").startswith(MARKER_PREFIX)
 
 
 def check_params(peers, port, local=(), state="present"):
@@ -131,6 +179,16 @@ def _symbol(name):
 # How each packet is described in the records.
 _WHAT = {("input", True): "from {peer} to port {port}", ("input", False): "from {peer} port {port} (answer)",
          ("output", True): "to {peer} port {port}", ("output", False): "to {peer} from port {port} (answer)"}
+_WHAT_OTHER = {
+    "datagram": {("input", True): "{label} from {peer} to port {port}",
+                 ("output", True): "{label} to {peer} port {port}"},
+    "symmetric": {("input", True): "{label} from {peer} port {port} to port {port}",
+                  ("input", False): "{label} from {peer} port {port} to port {port} (established)",
+                  ("output", True): "{label} to {peer} port {port} from port {port}",
+                  ("output", False): "{label} to {peer} port {port} from port {port} (established)"},
+    "protocol": {("input", True): "{label} from {peer}", ("input", False): "{label} from {peer} (established)",
+                 ("output", True): "{label} to {peer}", ("output", False): "{label} to {peer} (established)"},
+}
 
 
 def packets(peers, port=179, local=()):
@@ -140,24 +198,40 @@ def packets(peers, port=179, local=()):
     A connection's first packet is ``ct state new``, an answer ``established`` (conntrack has seen
     the SYN). Values are items (kind, low, high); this node's address is unknown (None) unless given.
     """
+    return flow_packets(flow("bgp", port), peers, local)
+
+
+def flow_packets(spec, peers, local=()):
+    """The packets of one flow (``flow()``) with each peer as this node's input and output hooks see
+    them. session: as ``packets``; datagram: one packet each way to the port from a changing source
+    port, always ``ct state new`` (VXLAN's source port changes, so conntrack never sees an answer);
+    symmetric: port to port each way, new and established; protocol: no ports, new and established."""
     mine = {ip.version: _addr(ip) for ip in local}
-    bgp = ("n", port, port)
+    port, kind = spec["port"], spec["kind"]
+    fixed = ("n", port, port) if port is not None else None
     out = []
     for peer in peers:
+        if peer.version not in spec["versions"]:
+            continue
         them, me = _addr(peer), mine.get(peer.version)
         for hook in HOOKS:
             inbound = hook == "input"
-            for to_port in (True, False):
-                fields = {"meta l4proto": TCP, "meta nfproto": _symbol(f"ipv{peer.version}"),
-                          "ct state": _symbol("new" if to_port else "established"),
-                          "ct direction": _symbol("original" if to_port else "reply")}
+            for first in (True, False) if kind != "datagram" else (True,):
+                fields = {"meta l4proto": spec["l4"], "meta nfproto": _symbol(f"ipv{peer.version}"),
+                          "ct state": _symbol("new" if first else "established"),
+                          "ct direction": _symbol("original" if first else "reply")}
                 for name in ("iif", "iifname") if inbound else ("oif", "oifname"):
                     fields["meta " + name] = IFACE
-                out.append({"family": peer.version, "hook": hook,
-                            "what": _WHAT[hook, to_port].format(peer=peer, port=port),
+                if kind == "session":
+                    what = _WHAT[hook, first].format(peer=peer, port=port)
+                    sport, dport = (EPHEMERAL, fixed) if first else (fixed, EPHEMERAL)
+                else:
+                    what = _WHAT_OTHER[kind][hook, first].format(peer=peer, port=port, label=spec["label"])
+                    sport = {"datagram": VXLAN_SPORTS, "symmetric": fixed}.get(kind)
+                    dport = fixed
+                out.append({"family": peer.version, "hook": hook, "what": what, "l4name": spec["proto"],
                             "saddr": them if inbound else me, "daddr": me if inbound else them,
-                            "sport": EPHEMERAL if to_port else bgp, "dport": bgp if to_port else EPHEMERAL,
-                            "fields": fields})
+                            "sport": sport, "dport": dport, "fields": fields})
     return out
 
 
@@ -228,10 +302,10 @@ def _value(left, pkt):
                 return NOMATCH
             if field in ("saddr", "daddr"):
                 return pkt[field]
-            return TCP if field in ("protocol", "nexthdr") else None
-        if proto in ("tcp", "th"):
-            return pkt[field] if field in ("sport", "dport") else None
-        return NOMATCH if proto in OTHER_HEADERS else None
+            return pkt["fields"]["meta l4proto"] if field in ("protocol", "nexthdr") else None
+        if proto == "th" or proto == pkt.get("l4name", "tcp"):
+            return pkt.get(field) if field in ("sport", "dport") else None
+        return NOMATCH if proto in HEADERS else None
     for kind in ("meta", "ct"):
         if isinstance(left.get(kind), dict) and "dir" not in left[kind]:
             return pkt["fields"].get(f"{kind} {left[kind].get('key')}")
@@ -309,12 +383,12 @@ def _branches(rs, chain, rule, pkt):
     return []
 
 
-def _walk(rs, chain, pkt, sure, *, skip_ours, depth, found):
+def _walk(rs, chain, pkt, sure, *, skip, depth, found):
     """Follow the packet through one chain as the kernel does. Returns ("accept" | "block" | None
     when it falls off the end or returns, whether the packet surely gets to that point); appends
     (chain, rule, certain) to ``found`` for every rule that drops or may drop it."""
     for rule in chain["rules"]:
-        if skip_ours and rule["comment"] == MARKER:
+        if skip is not None and rule["comment"] == skip:
             continue
         for hit, verdict in _branches(rs, chain, rule, pkt):
             kind = next(iter(verdict))
@@ -335,8 +409,7 @@ def _walk(rs, chain, pkt, sure, *, skip_ours, depth, found):
                 if sub is None or depth >= MAX_DEPTH:
                     sure = False
                     continue
-                result, after = _walk(rs, sub, pkt, bool(sure and hit), skip_ours=skip_ours, depth=depth + 1,
-                                      found=found)
+                result, after = _walk(rs, sub, pkt, bool(sure and hit), skip=skip, depth=depth + 1, found=found)
                 if not hit:
                     sure = False  # it may or may not have jumped
                 elif result or kind == "goto":
@@ -362,8 +435,11 @@ def evaluate(rs, pkts, skip_ours=False):
     """{(family, table, base chain): [record]} for each base chain that blocks or may block a packet.
 
     A record: family, table, chain (holding the rule), base_chain, hook, handle (None for the
-    policy), rule (text), certain, packets (what it blocks, in words).
+    policy), rule (text), certain, packets (what it blocks, in words); in firewalld's table also
+    ``firewalld_zone`` (the zone whose chain holds the rule, None when the rule is not a zone's).
+    ``skip_ours`` leaves out the rules with a marker: True for BGP's, or the marker itself.
     """
+    skip = MARKER if skip_ours is True else (skip_ours or None)
     out = {}
     for base in base_chains(rs):
         records = {}
@@ -371,7 +447,7 @@ def evaluate(rs, pkts, skip_ours=False):
             if pkt["hook"] != base["hook"] or pkt["family"] not in FAMILIES[base["family"]]:
                 continue
             found = []
-            result, sure = _walk(rs, base, pkt, True, skip_ours=skip_ours, depth=0, found=found)
+            result, sure = _walk(rs, base, pkt, True, skip=skip, depth=0, found=found)
             if result is None and base["policy"] == "drop":
                 found.append((base, None, sure))
             for chain, rule, certain in found:
@@ -380,6 +456,8 @@ def evaluate(rs, pkts, skip_ours=False):
                     "family": base["family"], "table": base["table"], "chain": chain["chain"],
                     "base_chain": base["chain"], "hook": base["hook"], "handle": handle,
                     "rule": render_rule(rule) if rule else "policy drop", "certain": False, "packets": []})
+                if firewalld_owned(base["family"], base["table"]):
+                    record["firewalld_zone"] = firewalld_zone(chain["chain"])
                 record["certain"] = record["certain"] or certain
                 if pkt["what"] not in record["packets"]:
                     record["packets"].append(pkt["what"])
@@ -388,13 +466,50 @@ def evaluate(rs, pkts, skip_ours=False):
     return out
 
 
-def blocking_by_peer(doc, peers, local=(), port=179):
-    """{peer: [record]}: what in the decoded ``nft -j list ruleset`` drops BGP with each peer ([]: it
-    lets it through) - the node facts' evidence for BGP001. ValueError names a bad address."""
-    peers, local = check_params(peers, port, local)
-    rs = parse(doc)
-    return {str(peer): [r for records in evaluate(rs, packets([peer], port, local)).values() for r in records]
-            for peer in peers}
+def blocking_by_peer(doc, peers, local=(), port=179, spec=None):
+    """{peer: [record]}: what in the decoded ``nft -j list ruleset`` (or an already ``parse``d one)
+    drops a flow (``spec``, default BGP on ``port``) with each peer ([]: it lets it through) - the
+    node facts' evidence for BGP001 and FW001. ValueError names a bad address."""
+    spec = spec or flow("bgp", port)
+    peers, local = check_params(peers, spec["port"] or 1, local)
+    rs = doc if "chains" in doc and "sets" in doc else parse(doc)
+    return {str(peer): [r for records in evaluate(rs, flow_packets(spec, [peer], local)).values() for r in records]
+            for peer in peers if peer.version in spec["versions"]}
+
+
+# --- firewalld ---------------------------------------------------------------------------------------
+
+FIREWALLD_TABLE = ("inet", "firewalld")
+_ZONE_CHAIN = re.compile(r"^filter_(?:IN|FWD)_(?!POLICIES)(?:policy_)?(.+?)(?:_(?:pre|log|deny|allow|post))?$")
+
+
+def firewalld_owned(family, table):
+    """firewalld's nftables table: firewalld rewrites it on every reload (and may own it: another
+    program cannot change it), so it is judged but never changed; the fix goes through firewall-cmd."""
+    return (family, table) == FIREWALLD_TABLE
+
+
+def firewalld_zone(chain):
+    """The zone (or policy) whose chain this is in firewalld's table (``filter_IN_public_deny`` ->
+    ``public``), None for firewalld's base and dispatch chains."""
+    match = _ZONE_CHAIN.match(chain or "")
+    return match.group(1) if match else None
+
+
+def firewalld_commands(spec, peers, zone=None):
+    """firewall-cmd commands that let one flow in from the peers: one rich rule per peer in the zone
+    (the default zone when None), permanent, then a reload (firewalld's own order)."""
+    where = f" --zone={zone}" if zone else ""
+    out = []
+    for peer in peers:
+        family = "ipv4" if peer.version == 4 else "ipv6"
+        if peer.version not in spec["versions"]:
+            continue
+        what = (f'protocol value="{PROTOCOLS[spec["proto"]]}"' if spec["port"] is None
+                else f'port port="{spec["port"]}" protocol="{spec["proto"]}"')
+        out.append(f"firewall-cmd --permanent{where} --add-rich-rule='rule family=\"{family}\" "
+                   f"source address=\"{peer}\" {what} accept'")
+    return [*out, "firewall-cmd --reload"] if out else []
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -408,24 +523,37 @@ def iptables_nft(chain):
 
 
 def our_rules(chain, peers, port):
-    """Our accept rules for one base chain: for each address family the chain sees, from (input) or
-    to (output) the peers, towards the BGP port and from it."""
+    """Our accept rules for BGP in one base chain: for each address family the chain sees, from
+    (input) or to (output) the peers, towards the BGP port and from it."""
+    return flow_rules(chain, flow("bgp", port), peers)
+
+
+def _flow_matches(spec):
+    """The protocol/port matches of one accept rule each (session: to the port and from it)."""
+    if spec["port"] is None:
+        return [[{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": PROTOCOLS[spec["proto"]]}}]]
+    fields = ("dport", "sport") if spec["kind"] == "session" else ("dport",)
+    return [[{"match": {"op": "==", "left": {"payload": {"protocol": spec["proto"], "field": f}},
+                        "right": spec["port"]}}] for f in fields]
+
+
+def flow_rules(chain, spec, peers):
+    """Our accept rules for one flow in one base chain: for each address family the chain and the
+    flow see, from (input) or to (output) the peers, then the flow's protocol and port."""
     field = "saddr" if chain["hook"] == "input" else "daddr"
     rules = []
     for version, proto in ((4, "ip"), (6, "ip6")):
         addresses = [str(p) for p in peers if p.version == version]
-        if not addresses or version not in FAMILIES.get(chain["family"], ()):
+        if not addresses or version not in FAMILIES.get(chain["family"], ()) or version not in spec["versions"]:
             continue
         # one address: nft lists a one-element set as the plain value
         groups = [[a] for a in addresses] if iptables_nft(chain) else [addresses]
         for group in groups:
             right = group[0] if len(group) == 1 else {"set": group}
-            for port_field in ("dport", "sport"):
-                rules.append({"handle": None, "comment": MARKER, "expr": [
+            for matches in _flow_matches(spec):
+                rules.append({"handle": None, "comment": spec["marker"], "expr": [
                     {"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": field}}, "right": right}},
-                    {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": port_field}},
-                               "right": port}},
-                    {"accept": None}]})
+                    *matches, {"accept": None}]})
     return rules
 
 
@@ -435,8 +563,12 @@ def _jumps_to_felix(rule):
 
 
 def _canon(value):
-    """Text identity of an expression: anonymous sets sorted, a one-element set as its element."""
+    """Text identity of an expression: anonymous sets sorted, a one-element set as its element, a
+    protocol name nft prints (``ipencap``) as its number."""
     if isinstance(value, dict):
+        left = value.get("left") if isinstance(value.get("left"), dict) else {}
+        if (left.get("meta") or {}).get("key") == "l4proto" and str(value.get("right")).lower() in PROTOCOLS:
+            value = dict(value, right=PROTOCOLS[str(value["right"]).lower()])
         if isinstance(value.get("set"), list):
             elements = sorted(_canon(e) for e in value["set"])
             return elements[0] if len(elements) == 1 else "{" + ",".join(elements) + "}"
@@ -446,22 +578,28 @@ def _canon(value):
     return json.dumps(value)
 
 
-def plan(rs, peers, port=179, local=(), state="present"):
-    """What to change so BGP passes (``present``) or our rules are gone (``absent``).
+def plan(rs, peers, port=179, local=(), state="present", spec=None):  # noqa: PLR0917 - BGP's positional API
+    """What to change so the flow (``spec``, default BGP on ``port``) passes (``present``) or its
+    rules are gone (``absent``).
 
-    Present: every base chain that blocks any packet of any peer (judged without our own rules)
-    must start with exactly ``our_rules``; our rules anywhere else are deleted. Returns blocking
+    Present: every base chain that blocks any packet of any peer (judged without the flow's own
+    rules) must start with exactly ``flow_rules``, other flows' marked rules aside; the flow's rules
+    anywhere else are deleted. firewalld's table is never changed (``refused``). Returns blocking
     (the records of the ruleset as it is), changes ([{family, table, chain, delete: [handle],
     insert: [rule]}]) and actions (the ``nft -f`` commands, one batch).
     """
-    pkts = packets(peers, port, local)
-    need = evaluate(rs, pkts, skip_ours=True) if state == "present" else {}
+    spec = spec or flow("bgp", port)
+    marker = spec["marker"]
+    pkts = flow_packets(spec, peers, local)
+    need = evaluate(rs, pkts, skip_ours=marker) if state == "present" else {}
     changes = []
     for key, chain in rs["chains"].items():
-        ours = [r for r in chain["rules"] if r["comment"] == MARKER]
-        want = our_rules(chain, peers, port) if key in need else []
-        # Felix keeps its jump above every other rule of an iptables-nft chain: not ours to compete with
-        head = [r for r in chain["rules"] if not _jumps_to_felix(r)][:len(want)]
+        ours = [r for r in chain["rules"] if r["comment"] == marker]
+        want = flow_rules(chain, spec, peers) if key in need and not firewalld_owned(*key[:2]) else []
+        # Felix keeps its jump above every other rule of an iptables-nft chain: not ours to compete
+        # with; nor are another flow's rules (each flow keeps its own at the head).
+        head = [r for r in chain["rules"] if not _jumps_to_felix(r)
+                and not (is_ours(r) and r["comment"] != marker)][:len(want)]
         if len(ours) == len(want) and [(_canon(r["expr"]), r["comment"]) for r in head] == \
                 [(_canon(r["expr"]), r["comment"]) for r in want]:
             continue

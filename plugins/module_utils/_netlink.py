@@ -57,13 +57,38 @@ try:
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.ndmsg import ndmsg
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
-    from pyroute2.netns import create_socket
+    from pyroute2.netns import popns, pushns
 except ImportError:
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
 else:
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
+
+PYROUTE2_MINIMUM = "0.7.2"  # Debian 12's; every name used here exists from it on
+
+
+def pyroute2_version():
+    """The installed pyroute2's version (from its package metadata), or None."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - only to explain a failure
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return version("pyroute2")
+    except PackageNotFoundError:
+        return None
+
+
+def missing_pyroute2():
+    """Why netlink cannot be used here, naming the pyroute2 found and the one needed."""
+    found = pyroute2_version()
+    last = (PYROUTE2_IMPORT_ERROR or "").strip().splitlines()[-1:]
+    have = (f"pyroute2 {found} is installed but cannot be used{': ' + last[0] if last else ''}" if found
+            else "pyroute2 is not installed")
+    return (f"{have}; the node needs pyroute2 {PYROUTE2_MINIMUM} or newer (python3-pyroute2 from the distribution, "
+            f"or pip install 'pyroute2>={PYROUTE2_MINIMUM}')")
+
 
 # Raw rtm_protocol values and the names iproute2 (rt_protos) and Calico give them.
 PROTOCOL_NAMES = {
@@ -721,18 +746,35 @@ def links_with_addresses(snap):
 # The socket
 
 
+def _socket(netns):
+    """An rtnetlink socket in this network namespace, or in the named one. A socket stays in the
+    namespace it was made in, so the process enters the namespace only to make it (pyroute2's
+    pushns/popns, in every release from 0.7.2; its create_socket came later), and never creates
+    a namespace that is not there."""
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+    fd = os.open(netns if "/" in netns else os.path.join("/var/run/netns", netns), os.O_RDONLY)
+    try:
+        pushns(fd)
+        try:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+        finally:
+            popns()
+    finally:
+        os.close(fd)
+
+
 class Netlink:
     """An rtnetlink socket in the current network namespace, or in the named one (``ip netns``).
 
-    pyroute2 creates the socket (entering the namespace in a helper process) and encodes the
-    requests; this class receives the raw replies and hands them to the decoders above.
+    pyroute2 encodes the requests; this class receives the raw replies and hands them to the
+    decoders above.
     """
 
     def __init__(self, netns=None, timeout=_TIMEOUT):
         if not HAS_PYROUTE2:
-            raise ImportError("pyroute2 is required: " + PYROUTE2_IMPORT_ERROR)
-        # flags=0: never create a namespace that is not there.
-        self._sock = create_socket(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE, flags=0)
+            raise ImportError(missing_pyroute2())
+        self._sock = _socket(netns)
         try:
             # Lets the kernel filter dumps (main table only); without it the decoders filter.
             with contextlib.suppress(OSError):

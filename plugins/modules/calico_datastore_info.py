@@ -279,8 +279,11 @@ def read_etcd(module):
         try:
             _revision, pairs = _datastore.etcd_read(_etcd_post(opener, endpoint, params["timeout"]))
         except (OSError, ValueError) as exc:  # URLError, timeouts and TLS errors are OSErrors
-            kinds.append(_datastore.etcd_error_kind(exc))
-            errors.append(f"{endpoint}: {getattr(exc, 'reason', None) or exc}")
+            kind = _datastore.etcd_error_kind(exc, client_cert=bool(params["etcd_cert"]))
+            hint = " (etcd asks for a client certificate: etcd_cert, etcd_key)" if (
+                kind == "credentials" and not params["etcd_cert"]) else ""
+            kinds.append(kind)
+            errors.append(f"{endpoint}: {getattr(exc, 'reason', None) or exc}{hint}")
             continue
         return {"datastore": _datastore.view_from_etcd(pairs), "endpoint": endpoint}
     raise ReadError(_datastore.worst_kind(kinds), "no etcd endpoint answered: " + "; ".join(errors), errors)

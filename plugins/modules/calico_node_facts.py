@@ -19,12 +19,15 @@ description:
   - Replays Calico's IP autodetection exactly (reverse ifindex order, unanchored regexes, the exclusion list of the
     given Calico version, no link-state filter) for the method calico-node uses and for any methods given, listing
     every candidate interface and why it was taken or skipped.
+  - Reads the host configuration that breaks Calico nodes - systemd-networkd's C(ManageForeignRoutes), udev C(.link)
+    MAC policies, netplan, nm-cloud-setup, the iptables backends, the CNI directory, binaries and token - keeping
+    counts and hashes, never rules, tokens or the machine id.
   - Runs the node-local rules of the incident catalogue and returns their findings.
   - Returns C(changed=false) and one fact, C(ansible_facts.calico_node).
 author:
   - netdoctor.calico contributors (@netdoctor)
 requirements:
-  - pyroute2 >= 0.9 on the managed node
+  - pyroute2 >= 0.7.2 on the managed node (the distribution's python3-pyroute2 is enough)
 extends_documentation_fragment:
   - netdoctor.calico._attributes
   - netdoctor.calico._attributes.facts
@@ -197,11 +200,47 @@ ansible_facts:
               (peer address -> the rules or policies that drop its TCP/179 - family, table, chain, base_chain, hook,
               handle, rule, certain, packets; empty when the ruleset lets it through).
           type: dict
+        dataplane:
+          description:
+            - The data plane beyond routes (the rules FW001, OFF001, CT001, FLX001, FLX002, BPF001, WG001 and MTU002
+              read it). Cheap on a healthy node - C(/proc) and C(/sys) files and netlink (nf_tables, ip_set, and ethtool
+              for C(vxlan.calico) when it exists); C(nft -j list ruleset) runs only when a host firewall is in front
+              of an overlay with peers, C(wg show) only when a WireGuard device exists.
+            - C(kernel) (release, version), C(felix_env) (Felix's allow-listed C(FELIX_*) settings of calico-node,
+              without the prefix), C(conntrack) (count, max, buckets, ratio, stats - the per-CPU drop, early_drop,
+              insert_failed, invalid, search_restart, clashres counters summed), C(vxlan) (per VXLAN device its
+              C(features) as C(ethtool -k) shows them - on, fixed, requested - mtu, parent, parent_driver,
+              parent_mtu, error), C(felix_health) (host, port, enabled, probed, and per C(readiness)/C(liveness) the
+              HTTP status, ok, the reporters' table as components, error), C(felix_programming) (backend - nftables,
+              iptables-nft or null - workloads and those missing their C(cali-tw-)/C(cali-fw-) chains, the sets the
+              encapsulation needs and those missing), C(bpf) (bpffs, cgroup2, btf, kernel_supported, maps pinned; with
+              BPF configured also kube_proxy_running, kube_proxy_rules), C(wireguard) (module_loaded and per device
+              mtu, up, the parsed C(wg show DEV dump) - its own public key, listen port, peers with endpoint,
+              allowed ips, latest handshake, rx, tx; never the private key), C(mtu_file) (/var/lib/calico/mtu),
+              C(overlay_firewall) (checked, reason, host_firewall - the nf_tables base chains that make one - and per
+              flow - vxlan, ipip, wireguard - the device, port, peers and C(blocking), peer -> the rules that drop it)
+              and C(errors).
+          type: dict
         identity:
           description:
             - C(nodename_file) (/var/lib/calico/nodename), C(cni) (file, nodename, ipam_type, log_level, mtu,
               datastore_type, active, error), C(hosts_resolves_hostname), C(hosts_addresses) and C(calico_node) (pid
               and the environment keys that matter) when calico-node runs on the node.
+          type: dict
+        host_config:
+          description:
+            - Host configuration that breaks Calico without touching its files (the catalogue's NET001, IPT001, CNI001,
+              REG001, POOL001 and, across nodes, DUP002) - file reads, one C(nft list tables), and an
+              C(iptables-legacy-save) / C(iptables-nft-save) only where the kernel holds tables of that backend.
+            - C(identity) (C(machine_id_hash) - a keyed hash, never the id - and C(machine_id_state)), C(networkd)
+              (C(running), C(enabled), C(manage_foreign_routes), C(manage_foreign_rules), C(set_in), C(files)),
+              C(links) (udev C(.link) files that set the MAC of a Calico device - device, file, certain, match,
+              mac_address_policy, mac_address), C(netplan) (C(files), C(generated)), C(nm_cloud_setup) (C(enabled),
+              C(providers), C(links), C(rules) it installed), C(iptables) (C(nft_tables), per backend C(legacy) /
+              C(nft) the chain and rule counts of Calico, kube-proxy and others - never rules -, C(felix_env)),
+              C(cni) (the directory's C(files) in order with their plugin C(types), the C(active) one, C(calico),
+              C(bin_dirs), C(binaries), C(kubeconfig) - the token's C(exp), C(iat), C(sub), C(expires_in), never the
+              token) and C(service_cidrs).
           type: dict
         peer_routes:
           description: For each of O(peer_ips), the kernel's route lookup - C(prefsrc), C(dev), C(gateway).
@@ -245,14 +284,16 @@ import json
 import socket
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdoctor.calico.plugins.module_utils import (
     _autodetect,
     _bird,
     _calico_view,
     _contract,
+    _dataplane,
     _findings,
     _firewall,
+    _hostconfig,
     _kmod,
     _netlink,
     _nm_config,
@@ -392,6 +433,7 @@ def gather(module):
         "bird": bird,
         "firewall": _bgp_firewall(module, bird),
         "identity": identity,
+        "host_config": _hostconfig.host_config_facts(snap, identity),
         "peer_routes": peer_routes,
         "kernel_modules": _kernel_modules(module),
         "autodetection": _autodetect.autodetection_fact(
@@ -400,6 +442,10 @@ def gather(module):
             method6_in_use=method6, also=params["autodetection_methods"], intended=params["intended_ip"],
             registered=registered),
     }
+    fact["dataplane"] = _dataplane.dataplane_facts(
+        snap, fact["calico"], identity, run=module.run_command, local_addresses=[
+            a for a in (bird.get("router_id"), params["intended_ip"]) if a],
+        which=lambda name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"]))
     fact["route_digest"] = _contract.route_digest(snap["routes"], fact["calico"].get("mode"),
                                                   fact["calico"].get("local_blocks") or (), params["pools"])
     fact["findings"] = _findings.node_findings(fact)
@@ -429,7 +475,7 @@ def build_module():
 def main():
     module = build_module()
     if not _netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+        module.fail_json(msg=_netlink.missing_pyroute2(), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
         _autodetect.parse_calico_version(module.params["calico_version"])
     except ValueError as exc:

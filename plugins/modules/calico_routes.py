@@ -25,7 +25,7 @@ description:
 author:
   - netdoctor.calico contributors (@netdoctor)
 requirements:
-  - pyroute2 >= 0.9 on the managed node
+  - pyroute2 >= 0.7.2 on the managed node (the distribution's python3-pyroute2 is enough)
 extends_documentation_fragment:
   - netdoctor.calico._attributes
   - netdoctor.calico._attributes.actiongroup_calico
@@ -333,7 +333,7 @@ import socket
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdoctor.calico.plugins.module_utils import _contract, _netlink, _routes
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
 
@@ -507,7 +507,7 @@ def build_module():
 def main():
     repair = RouteRepair(build_module())
     if not _netlink.HAS_PYROUTE2:
-        repair.fail(missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+        repair.fail(_netlink.missing_pyroute2(), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
         repair.run()
     except OSError as exc:

@@ -30,7 +30,7 @@ description:
 author:
   - netdoctor.calico contributors (@netdoctor)
 requirements:
-  - pyroute2 >= 0.9 on the managed node
+  - pyroute2 >= 0.7.2 on the managed node (the distribution's python3-pyroute2 is enough)
   - C(nsenter) (util-linux) and C(ping) on the managed node, for the probe
 extends_documentation_fragment:
   - netdoctor.calico._attributes
@@ -178,7 +178,7 @@ trace:
 import os
 import socket
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdoctor.calico.plugins.module_utils import _bird, _netlink, _node_files, _trace
 
 DEFAULT_NETNS_DIRS = ["/run/netns", "/var/run/netns", "/run/docker/netns", "/var/run/docker/netns"]
@@ -334,7 +334,7 @@ def build_module():
 def main():
     module = build_module()
     if not _netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+        module.fail_json(msg=_netlink.missing_pyroute2(), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
         src = _trace.ip_text(module.params["src"], "src")
         dst = _trace.ip_text(module.params["dst"], "dst")

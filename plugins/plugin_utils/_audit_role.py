@@ -16,20 +16,22 @@ from collections.abc import Mapping
 
 from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import SEVERITIES, sort_findings
 
-ROUTE_CHECKS = ("auto", "node", "controller")
+ROUTE_CHECKS = ("digest", "node", "controller")
 # Findings the summary names one per line; report.md has them all.
 SUMMARY_FINDINGS = 10
 
 
-def route_check(setting, host_count, limit):
-    """node or controller: where each node's routes are compared with the expected map. ``auto``
-    is the controller up to ``limit`` nodes (one round trip, the routes travel with the facts) and
-    the nodes above (calico_routes in check mode; only the drift travels)."""
+def route_check_hosts(setting, map_result, hosts):
+    """The hosts whose routes are checked on the node (calico_routes in check mode, a second round
+    trip): with ``digest`` only those whose route digest differs from what the map predicts (none
+    in a healthy fleet), with ``node`` every host the map covers, with ``controller`` none (the
+    facts carry the full routes). ``map_result``: fleet_audit's map_only result."""
     if setting not in ROUTE_CHECKS:
         raise ValueError(f"audit_route_check must be one of {', '.join(ROUTE_CHECKS)}, not {setting!r}")
-    if setting != "auto":
-        return setting
-    return "controller" if int(host_count) <= int(limit) else "node"
+    if setting == "controller" or not isinstance(map_result, Mapping) or "clusters" not in map_result:
+        return []
+    wanted = set(map_result.get("drift_needed") or ()) if setting == "digest" else set(map_result["clusters"])
+    return [h for h in hosts if h in wanted]
 
 
 def _subnet(address):

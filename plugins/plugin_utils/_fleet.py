@@ -28,14 +28,16 @@ from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import
 from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
     REGISTERED_SOURCES,
     ROUTE_SHAPE,
+    DigestBook,
     address_text,
     calico_node_env,
+    calico_running,
     digest_drift,
     expected_map,
     route_drift,
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._datastore import check_view
-from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules, _identity
 
 # The JUnit report has one testcase per check per host.
 CHECKS = tuple(_catalogue.CATALOGUE)
@@ -110,6 +112,8 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     out = [_unreachable(host, reason, fleet) for host, reason in sorted(reasons.items())]
     derived = _duplicates(fleet) + _names(fleet) + _mtu(fleet) + _double_owned(fleet) + _mixed(fleet)
     for host in sorted(fleet.facts):
+        if not calico_running(fleet.facts[host]):
+            continue  # its one finding (NOCAL001) is the node's own
         if drift_by_host.get(host):
             derived += _route_findings(host, drift_by_host[host], fleet)
         elif (fleet.facts[host].get("route_digest") and expected.get("mode") in ROUTE_SHAPE
@@ -123,7 +127,7 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     # A node-local rule already said it: keep the node's finding, drop the fleet's repeat.
     said = {(f.get("id"), f.get("host"), f.get("peer")) for f in local}
     out += local + [f for f in derived if (f["id"], f["host"], f.get("peer")) not in said]
-    return sort_findings(correlate(out, fleet, drift_by_host))
+    return sort_findings(correlate(_identity.fleet_rules(out, fleet), fleet, drift_by_host))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,21 +269,26 @@ def collect_drift(facts_by_host, expected, drift_by_host=None):
     """host -> route_drift result: the ones the nodes sent, else computed here for the hosts
     whose fact carries the full remote block routes (small fleets, tests), else a clean result
     for the hosts whose route digest matches the map (the healthy case: one round trip)."""
-    out = dict(drift_by_host or {})
+    out, book = dict(drift_by_host or {}), None
     for host, fact in facts_by_host.items():
         if out.get(host) is None and isinstance(fact, dict):
             routes = _full_routes(fact)
-            out[host] = route_drift(routes, expected, host) if routes is not None else digest_drift(
-                expected, host, fact)
+            if routes is not None:
+                out[host] = {**route_drift(routes, expected, host), "by": "controller"}
+            elif fact.get("route_digest"):
+                book = book or DigestBook(expected)
+                out[host] = digest_drift(book, expected, host, fact)
     return {h: d for h, d in out.items() if d is not None}
 
 
 def drift_needed(facts_by_host, expected):
     """The hosts whose routes must be checked on the node (calico_routes in check mode): their
     digest differs from what the map predicts, or they sent none. Healthy nodes are not in it."""
-    return sorted(h for h, d in ((h, collect_drift({h: f}, expected).get(h)) for h, f in facts_by_host.items()
-                                 if isinstance(f, dict))
-                  if d is None and expected.get("mode") in ROUTE_SHAPE)
+    if expected.get("mode") not in ROUTE_SHAPE:
+        return []
+    done = collect_drift(facts_by_host, expected)
+    return sorted(h for h, f in facts_by_host.items()
+                  if isinstance(f, dict) and calico_running(f) and h not in done)
 
 
 def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreachable=()):
@@ -307,8 +316,9 @@ def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreac
             "worst": worst_severity(mine),
             "counts": {s: counts.get(s, 0) for s in SEVERITIES},
             "ids": sorted({f.get("id") for f in mine}),
-            "routes": ({"checked": drift.get("checked"), "ok": drift.get("ok"), **(drift.get("counts") or {})}
-                       if drift else None),
+            # by: where the routes were judged - their digest, the node's own check, or here.
+            "routes": ({"checked": drift.get("checked"), "ok": drift.get("ok"), **(drift.get("counts") or {}),
+                        "by": drift.get("by") or "node"} if drift else None),
             "bgp": {"peers": len(peers), "established": sum(1 for p in peers if _established(p))},
         }
     return out
@@ -780,6 +790,8 @@ def _autodetect_findings(fleet, local):
     out, targets = [], {}
     for host in sorted(fleet.facts):
         fact, node = fleet.facts[host], fleet.nodes[host]
+        if not calico_running(fact):
+            continue
         auto = fact.get("autodetection") or {}
         intended = fleet.intended.get(host) or address_text(auto.get("intended"))
         registered = node["ip"] if node["ip_source"] in REGISTERED_SOURCES else None

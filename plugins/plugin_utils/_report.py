@@ -298,7 +298,7 @@ pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-spa
 .sev-info{background:#54aeff;color:#0b1f33}
 .sev-unreachable{background:#8c959f;color:#fff}
 .sev-ok{background:#dafbe1;color:#1a7f37}
-.count.zero,.count.neutral{background:#f6f8fa;color:#57606a;border-color:#d0d7de}
+.count.zero{background:#f6f8fa;color:#57606a;border-color:#d0d7de}
 .badge{display:inline-block;border-radius:4px;padding:0 .45em;font-size:.85em;font-weight:600;white-space:nowrap}
 nav.clusters{display:flex;flex-wrap:wrap;gap:.4em;margin:.6em 0}
 nav.clusters a{text-decoration:none;border:1px solid #d0d7de;border-radius:6px;padding:.2em .6em;color:#1f2328}
@@ -392,13 +392,38 @@ def _worst(*severities):
     return min(present, key=_rank) if present else None
 
 
-def _subnet(ip):
-    """The /24 (IPv4) or /64 (IPv6) a node's address is in: the rack or L2 segment it shares."""
+# Subnet sizes to group nodes by, (IPv4, IPv6) prefix lengths, finest first: a /24 (/64) is a rack
+# or L2 segment; when a cluster has more of them than a matrix can show, coarser ones.
+PREFIXES = ((24, 64), (22, 60), (20, 56), (16, 48), (12, 40), (8, 32))
+
+
+def _subnet(ip, prefix=PREFIXES[0]):
+    """The subnet a node's address is in, ``prefix`` being the (IPv4, IPv6) prefix lengths."""
     try:
         addr = ipaddress.ip_address(str(ip))
     except ValueError:
         return None
-    return str(ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 64}", strict=False))
+    return str(ipaddress.ip_network(f"{addr}/{prefix[0] if addr.version == 4 else prefix[1]}", strict=False))
+
+
+def _grouping(names, hosts, limit):
+    """The finest prefix that puts ``names`` in at most ``limit`` subnets (the coarsest otherwise)."""
+    addrs = set()
+    for h in names:
+        try:
+            addrs.add(ipaddress.ip_address(str((hosts.get(h) or {}).get("ip"))))
+        except ValueError:
+            addrs.add(None)
+    for prefix in PREFIXES:
+        nets = {(a.version, int(a) >> (a.max_prefixlen - prefix[a.version == 6])) if a else None for a in addrs}
+        if len(nets) <= limit:
+            return prefix
+    return PREFIXES[-1]
+
+
+def _key(finding):
+    """A finding's identity, as ``caused_by`` names a cause: (id, host, peer)."""
+    return finding.get("id"), finding.get("host"), finding.get("peer")
 
 
 def _caused_by(finding):
@@ -409,10 +434,9 @@ def _caused_by(finding):
 def _fold(findings):
     """(causes and stand-alone findings, cause key -> its consequences, consequences whose cause is
     not among ``findings``). A cause is found by (id, host, peer), as ``caused_by`` names it."""
-    key = lambda f: (f.get("id"), f.get("host"), f.get("peer"))  # noqa: E731 - a local key
     tops = [f for f in findings if not _caused_by(f)]
-    known = {key(f) for f in tops}
-    by_host_id = {(f.get("id"), f.get("host")): key(f) for f in reversed(tops)}
+    known = {_key(f) for f in tops}
+    by_host_id = {(f.get("id"), f.get("host")): _key(f) for f in reversed(tops)}
     folded, orphans = {}, []
     for f in findings:
         cause = _caused_by(f)
@@ -499,15 +523,15 @@ def _counts_html(counts, unreachable=None, folded=0):
 
 
 class _Budget:
-    """Findings drawn so far across the page (HTML_FINDINGS_LIMIT)."""
+    """How many more findings the page may draw (HTML_FINDINGS_LIMIT); each place that stops early
+    says how many it left to report.json."""
 
     def __init__(self, limit):
-        self.left, self.cut = limit, 0
+        self.left = limit
 
     def take(self, count):
         granted = max(min(count, self.left), 0)
         self.left -= granted
-        self.cut += count - granted
         return granted
 
 
@@ -561,7 +585,6 @@ def _findings_html(findings, summary, anchors, budget, e):
     """Causes first, by severity, their consequences folded under them; many findings of one id
     show the first few and fold the rest."""
     tops, folded, orphans = _fold(findings)
-    key = lambda f: (f.get("id"), f.get("host"), f.get("peer"))  # noqa: E731 - a local key
     out = [] if findings else ['<p class="note">No findings.</p>']
     n_folded = sum(len(v) for v in folded.values())
     for sev in SEVERITIES:
@@ -577,7 +600,7 @@ def _findings_html(findings, summary, anchors, budget, e):
             by_id.setdefault(f.get("id"), []).append(f)
         for fid, same in by_id.items():
             shown = budget.take(len(same))
-            items = [_finding_html(f, anchors[id(f)], folded.get(key(f)), budget, e) for f in same[:shown]]
+            items = [_finding_html(f, anchors[id(f)], folded.get(_key(f)), budget, e) for f in same[:shown]]
             if len(items) > SAME_ID_SHOWN:
                 out += items[:SAME_ID_SHOWN]
                 rest = items[SAME_ID_SHOWN:]
@@ -629,12 +652,12 @@ def _row_keys(names, hosts, cells):
     return {h: (_rank(_counted(h, hosts)), _rank(painted.get(h) or "ok"), _natural(h)) for h in names}
 
 
-def _groups(names, hosts, keys):
+def _groups(names, hosts, keys, prefix):
     """[(subnet, [hosts])]: the subnet with the worst node first, then by address; in each, worst
     node first."""
     groups = {}
     for h in names:
-        groups.setdefault(_subnet((hosts.get(h) or {}).get("ip")), []).append(h)
+        groups.setdefault(_subnet((hosts.get(h) or {}).get("ip"), prefix), []).append(h)
     for members in groups.values():
         members.sort(key=keys.get)
 
@@ -652,9 +675,9 @@ def _tools(table_id):
             f'<button type="button" data-for="{table_id}">only rows with findings</button></div>')
 
 
-def _node_matrix(names, hosts, cells, table_id, e):
+def _node_matrix(names, hosts, cells, table_id, e, *, prefix):
     unreachable = {h for h in names if (hosts.get(h) or {}).get("status") == "unreachable"}
-    groups = _groups(names, hosts, _row_keys(names, hosts, cells))
+    groups = _groups(names, hosts, _row_keys(names, hosts, cells), prefix)
     bad_rows = {a for (a, _b) in cells} | unreachable
     cols = [h for _net, members in groups for h in members]
     starts = {members[0] for _net, members in groups}
@@ -692,11 +715,11 @@ def _node_matrix(names, hosts, cells, table_id, e):
     return "\n".join(out)
 
 
-def _subnet_matrix(names, hosts, cells, table_id, e):
+def _subnet_matrix(names, hosts, cells, table_id, e, *, prefix):
     """One cell per subnet pair: the worst colour of its node pairs and how many have findings."""
     unreachable = {h for h in names if (hosts.get(h) or {}).get("status") == "unreachable"}
     members = set(names)
-    groups = _groups(names, hosts, _row_keys(names, hosts, cells))
+    groups = _groups(names, hosts, _row_keys(names, hosts, cells), prefix)
     if len(groups) > SUBNET_LIMIT:
         keep, rest = groups[:SUBNET_LIMIT - 1], groups[SUBNET_LIMIT - 1:]
         groups = [*keep, (f"{len(rest)} more subnets", [h for _n, m in rest for h in m])]
@@ -740,7 +763,7 @@ def _name_list(names, e):
     return e(", ".join(shown)) + (f" ... and {len(names) - len(shown)} more" if len(names) > len(shown) else "")
 
 
-def _nodes_html(names, hosts, e, only_bad):
+def _nodes_html(names, hosts, e, only_bad, prefix):
     """The node table, worst first. At fleet scale (``only_bad``) it lists the nodes with a critical
     or warning finding (or unreachable); those with only info findings and those without any are
     named in folded lists."""
@@ -762,7 +785,7 @@ def _nodes_html(names, hosts, e, only_bad):
         bgp_text = f"{bgp.get('established')}/{bgp.get('peers')}" if bgp.get("peers") else "-"
         out.append(f'<tr><td>{e(h)}</td><td><span class="badge sev-{w}">{w}</span></td>'
                    f"<td>{e(str(s.get('status')))}</td><td>{e(str(s.get('ip') or ''))}</td>"
-                   f"<td>{e(_subnet(s.get('ip')) or '')}</td><td>{e(str(s.get('mode') or ''))}</td>"
+                   f"<td>{e(_subnet(s.get('ip'), prefix) or '')}</td><td>{e(str(s.get('mode') or ''))}</td>"
                    f"<td>{e(route_text)}</td><td>{e(bgp_text)}</td>"
                    f'<td class="ids">{e(count_text)} {e(", ".join(s.get("ids") or ()))}</td></tr>')
     out.append("</tbody></table></div>")
@@ -782,7 +805,6 @@ def _nodes_html(names, hosts, e, only_bad):
 def _fix_first(tops, folded, anchors, show_cluster, e):
     """The critical and warning causes, worst first and those that explain most first; one line per
     id and severity, naming its nodes, so many findings of one id do not hide the others."""
-    key = lambda f: (f.get("id"), f.get("host"), f.get("peer"))  # noqa: E731 - a local key
     groups = {}
     for f in tops:
         if f.get("severity") in ("critical", "warning"):
@@ -790,12 +812,12 @@ def _fix_first(tops, folded, anchors, show_cluster, e):
     if not groups:
         return '<p class="note">Nothing to fix: no critical or warning finding.</p>'
     ranked = sorted(groups.values(), key=lambda g: (severity_rank(g[0].get("severity")),
-                                                    -sum(len(folded.get(key(f), ())) for f in g), -len(g),
+                                                    -sum(len(folded.get(_key(f), ())) for f in g), -len(g),
                                                     _natural(g[0].get("id"))))
     items = []
     for group in ranked[:FIX_FIRST]:
         first, sev = group[0], str(group[0].get("severity"))
-        n = sum(len(folded.get(key(f), ())) for f in group)
+        n = sum(len(folded.get(_key(f), ())) for f in group)
         where = f" <small>[{e(str(first.get('cluster')))}]</small>" if show_cluster else ""
         cons = f" <small>(+{n} consequence{'s' if n != 1 else ''})</small>" if n else ""
         if len(group) == 1:
@@ -878,18 +900,19 @@ def render_html(report):
         cells = _paint(theirs)
         scale = len(mine) > MATRIX_LIMIT
         out.append("<h3>Route health matrix</h3>" + _legend(scale, cells, cs.get("unreachable")))
+        prefix = _grouping(mine, hosts, SUBNET_LIMIT if scale else max(4, len(mine) // 4))
+        grouped = f"/{prefix[0]} (IPv6 /{prefix[1]})" if prefix != PREFIXES[0] else "/24 (IPv6 /64)"
         if not mine:
             out.append('<p class="note">No node of this cluster was audited.</p>')
         elif scale:
             out.append(f'<p class="note">{len(mine)} nodes: one cell per subnet pair (more than {MATRIX_LIMIT} '
-                       "nodes); the nodes with findings are listed below.</p>")
-            out.append(_subnet_matrix(mine, hosts, cells, f"m{index}", e))
+                       f"nodes), subnets of {grouped}; the nodes with findings are listed below.</p>")
+            out.append(_subnet_matrix(mine, hosts, cells, f"m{index}", e, prefix=prefix))
         else:
-            out.append(_node_matrix(mine, hosts, cells, f"m{index}", e))
-        out.append(f"<h3>Nodes ({len(mine)})</h3>" + _nodes_html(mine, hosts, e, only_bad=scale))
+            out.append(f'<p class="note">Subnets of {grouped}.</p>')
+            out.append(_node_matrix(mine, hosts, cells, f"m{index}", e, prefix=prefix))
+        out.append(f"<h3>Nodes ({len(mine)})</h3>" + _nodes_html(mine, hosts, e, scale, prefix))
         out.append("</section>")
-    if budget.cut:
-        out.append(f'<p class="note">{budget.cut} more findings are in report.json.</p>')
     out.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(out) + "\n"
 

@@ -21,7 +21,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/tests/ecosystem"
 out="$root/build/ecosystem"
-# The tools must see the collection as a user does, not through the repository's ansible.cfg.
+# The tools must see the collection as a user does, not through the repository's ansible.cfg (which
+# Ansible also reads from the working directory: the steps run in build/ecosystem).
 unset ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
 export PATH="$root/.venv/bin:$PATH"
 
@@ -78,8 +79,9 @@ step_importer() {
 
 step_docs() {
   venv .venv-docs requirements-docs.txt
-  (cd "$root" && PATH="$root/.venv-docs/bin:$PATH" antsibull-docs lint-collection-docs \
-     --plugin-docs --check-extra-docs-refs .)
+  # ansible-doc must also find the collections this one depends on (make install puts them in .collections).
+  PATH="$root/.venv-docs/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$root/.collections" \
+    antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs "$root"
   echo "antsibull-docs lint-collection-docs: clean"
 }
 
@@ -89,7 +91,7 @@ step_ee() {
   local coll="$out/collections" deps
   rm -rf "$coll"
   # --no-deps: the EE dependencies under test are this collection's own.
-  ansible-galaxy collection install --no-deps -p "$coll" "$tarball" > /dev/null 2>&1
+  ANSIBLE_COLLECTIONS_PATH="$coll" ansible-galaxy collection install --no-deps --force -p "$coll" "$tarball" > /dev/null
   deps=$("$root/.venv-importer/bin/ansible-builder" introspect "$coll")
   printf '  %s\n' "${deps//$'\n'/$'\n'  }"
   "$root/.venv-importer/bin/python" - "$deps" "$root/meta/ee-bindep.txt" <<'EOF'
@@ -178,12 +180,18 @@ step_units() {
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(build importer docs ee deps changelog units)
 mkdir -p "$out"
+cd "$out"
 failed=()
 for s in "${steps[@]}"; do
   declare -F "step_$s" > /dev/null || { echo "unknown step: $s" >&2; exit 2; }
   echo "== $s"
   start=$SECONDS
-  if "step_$s"; then
+  # Each step in a subshell with errexit in force (bash ignores it in a function called as an if condition).
+  set +e
+  (set -e; "step_$s")
+  rc=$?
+  set -e
+  if [ "$rc" -eq 0 ]; then
     echo "== $s: ok ($((SECONDS - start)) s)"
   else
     echo "== $s: FAILED ($((SECONDS - start)) s)"

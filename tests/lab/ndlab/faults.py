@@ -1,5 +1,6 @@
 """The incident catalogue's faults, injected by name and healed (tests/lab/README.md, Faults)."""
 
+from . import faults_dataplane, faults_host
 from .addressing import MODES, proto_name, underlay_ip
 from .birdctl import bird_cmd, bird_socket_host_path
 from .calico_node import IP_METHOD, default_ds_env, set_template_env
@@ -24,7 +25,10 @@ FAULTS = {
     "proxy-arp-off": ALL_MODES,
     "bgp-peer-down": {"bgp", "ipip"},
 }
-PEER_FAULTS = ("stale-route", "missing-route", "bgp-peer-down")
+FAULTS.update(faults_host.FAULTS)
+FAULTS.update(faults_dataplane.FAULTS)   # desired state, applied by reconcile (faults_dataplane.apply)
+PEER_FAULTS = ("stale-route", "missing-route", "bgp-peer-down", *faults_host.PEER_FAULTS,
+               *faults_dataplane.PEER_FAULTS)
 
 
 def inject(lab, name, node_name=None):
@@ -54,6 +58,8 @@ def inject(lab, name, node_name=None):
         # node's pod has been recreated since: the others run the older template.
         set_template_env(lab, [e for e in lab["daemonset"]["env"] if e["name"] != IP_METHOD])
         node["pod_template"] = lab["daemonset"]["env"]
+    if name in faults_host.FAULTS:
+        faults_host.prepare(lab, node, fault)
     lab["faults"].append(fault)
     try:
         reconcile(lab)
@@ -73,10 +79,13 @@ def after_fault(lab, node, fault):
         peer = node_by_name(lab, fault["peer"])
         for a, b in ((node, peer), (peer, node)):
             bird_cmd(bird_socket_host_path(lab, a), f"restart {proto_name(b['calico_ip'])}")
+    elif name in faults_host.FAULTS:
+        faults_host.apply(lab, node, fault)
 
 
 def heal(lab):
     """Under the lock: every fault undone, the original template rolled out, converged."""
+    faults_host.heal(lab)
     lab["faults"] = []
     set_template_env(lab, default_ds_env(lab))
     for node in lab["nodes"]:

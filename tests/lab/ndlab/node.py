@@ -1,6 +1,7 @@
 """A node's namespaces and processes: the keeper that owns its mount and UTS namespaces, and
 what runs inside it (recorded in node["procs"])."""
 
+import hashlib
 import os
 import socket
 
@@ -49,6 +50,8 @@ def start_keeper(lab, node):
         raise LabError(f"{node['name']}: keeper failed: {log_tail(os.path.join(d, 'keeper.log'))}")
     etc = node_path(node, "/etc")
     write_text(f"{etc}/hostname", node["hostname"] + "\n")
+    # Its own machine id (faults_host.machine_id): the overlay would show every node the machine's.
+    write_text(f"{etc}/machine-id", hashlib.sha256(f"{lab['name']}/{node['name']}".encode()).hexdigest()[:32] + "\n")
     write_text(f"{etc}/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                f"{node['underlay_ip']}\t{node['hostname']}\n")
     write_text(f"{etc}/cni/net.d/10-calico.conflist", cni_conflist(lab, node))

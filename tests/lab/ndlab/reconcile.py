@@ -4,6 +4,7 @@ faults, brought about on every node, then waited for (convergence)."""
 import ipaddress
 import os
 
+from . import faults_dataplane
 from .addressing import TUNNEL_DEVICE, VXLAN_PORT, in_underlay, proto_name, underlay_ip
 from .birdctl import BIRD_SOCKET, bird_cmd, bird_protocols, bird_socket_host_path
 from .calico_node import calico_node_env, register, roll_out, set_template_env
@@ -81,8 +82,10 @@ def reconcile_node(lab, node, regs, links):
     ensure_addresses(lab, node, links)
     ensure_sysctls(lab, node)
     ensure_routes(lab, node, regs)
-    run(in_netns(node["namespace"], ["nft", "-f", "-"]), input=nft_ruleset(lab, node, regs))
+    run(in_netns(node["namespace"], ["nft", "-f", "-"]),
+        input=nft_ruleset(lab, node, regs) + faults_dataplane.workload_chains(lab, node))
     ensure_host_firewall(lab, node, regs)
+    faults_dataplane.apply(lab, node)
     if lab["mode"] in ("bgp", "ipip"):
         ensure_bird(lab, node, regs)
     ensure_nm(lab, node)
@@ -91,7 +94,7 @@ def reconcile_node(lab, node, regs, links):
 def ensure_host_firewall(lab, node, regs):
     """Load the host firewall only when the faults change it, as a firewall service would: rules
     someone added since (the repair's accept rules) stay until the next fault or heal."""
-    wanted = host_firewall(lab, node, regs)
+    wanted = faults_dataplane.with_host_firewall(host_firewall(lab, node, regs), lab, node, regs)
     if wanted == node.get("host_firewall"):
         return
     run(in_netns(node["namespace"], ["nft", "-f", "-"]),
@@ -109,7 +112,8 @@ def ensure_calico_node(lab, node):
     if alive(rec) and rec.get("pod_template") == node["pod_template"]:
         return
     stop_in_node(node, "calico-node")
-    start_in_node(lab, node, "calico-node", ["bash", "-c", "exec -a calico-node sleep infinity"],
+    # Felix's health endpoint on localhost:9099 (faults_dataplane.STANDIN), argv[0] calico-node.
+    start_in_node(lab, node, "calico-node", faults_dataplane.standin_argv(lab, node),
                   env=calico_node_env(node))["pod_template"] = node["pod_template"]
 
 

@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).parents[4]
+# The collections tree the collection is in: ansible-test's copy, else the checkout's .collections link.
+COLLECTIONS = ROOT.parents[2] if ROOT.parents[1].name == "ansible_collections" else ROOT / ".collections"
 FACTS_MODULE = '''#!/usr/bin/python
 import json
 from ansible.module_utils.basic import AnsibleModule
@@ -40,7 +42,7 @@ def run_playbook(out, playbook, facts, hosts, extra_vars=""):
                  f"ansible_python_interpreter={sys.executable}"]
     (out / "inventory.ini").write_text("\n".join(inventory) + "\n", encoding="utf-8")
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_LOCAL_TEMP": str(out / "tmp")}
+           "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_LOCAL_TEMP": str(out / "tmp")}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
          "-e", f"out={out} facts_dir={facts_dir} {extra_vars}"],

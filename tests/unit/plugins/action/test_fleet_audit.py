@@ -10,7 +10,7 @@ import yaml
 from ansible_collections.netdoctor.calico.plugins.action import fleet_audit as action
 from ansible_collections.netdoctor.calico.plugins.modules import fleet_audit as docs
 from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import seed_case1
-from audit_harness import run_playbook  # noqa: E402 - beside this file
+from ansible_collections.netdoctor.calico.tests.unit.plugins.action.audit_harness import run_playbook
 
 PLAYBOOK = """
 - name: Audit a fleet of test facts

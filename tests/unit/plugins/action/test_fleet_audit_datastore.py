@@ -1,7 +1,8 @@
 """fleet_audit's datastore option end to end: a real ansible-playbook run on the controller over seed
 001's five hosts (facts set by a tiny test module), with the Kubernetes fixture documents' view
 (tests/unit/fixtures/kube, hand-made in kubectl's shape) in which node3 is registered with another
-address and node6 is a NotReady node that no host is."""
+address and node6 is a NotReady node that no host is; and the view of a read that failed
+(calico_datastore_info's error view), which is DS000 alone."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -9,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from ansible_collections.netdoctor.calico.plugins.module_utils import _datastore
 from ansible_collections.netdoctor.calico.tests.unit.fixtures.fleet import seed_fleet
-from audit_harness import ROOT, run_playbook  # noqa: E402 - beside this file
+from ansible_collections.netdoctor.calico.tests.unit.plugins.action.audit_harness import ROOT, run_playbook
 
 KUBE = ROOT / "tests" / "unit" / "fixtures" / "kube"
 PLAYBOOK = """

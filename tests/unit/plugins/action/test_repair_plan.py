@@ -11,7 +11,7 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible_collections.netdoctor.calico.plugins.action import repair_plan as action
 from ansible_collections.netdoctor.calico.plugins.modules import repair_plan as docs
-from audit_harness import run_playbook  # noqa: E402 - beside this file
+from ansible_collections.netdoctor.calico.tests.unit.plugins.action.audit_harness import run_playbook
 
 HOSTS = ["node1", "node2", "node3"]
 

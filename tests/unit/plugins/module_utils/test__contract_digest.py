@@ -37,8 +37,9 @@ def test_a_healthy_fleet_needs_no_second_round_trip(mode):
     assert _fleet.drift_needed(facts, expected) == []
     drift = _fleet.collect_drift(facts, expected)
     assert {h: (d["checked"], d["ok"], d["by"]) for h, d in drift.items()} == {h: (5, 5, "digest") for h in facts}
-    _maps, findings, _hosts = _fleet.audit_fleet(facts)
+    _maps, findings, hosts = _fleet.audit_fleet(facts)
     assert [f for f in findings if f["severity"] != "info"] == []
+    assert {line["routes"]["by"] for line in hosts.values()} == {"digest"}
 
 
 def test_the_digest_is_small_and_order_free():

@@ -739,6 +739,10 @@ def test_etcd_error_kind():
     required = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
     assert ds.etcd_error_kind(urllib.error.URLError(verify)) == "tls"
     assert ds.etcd_error_kind(required) == "credentials"
+    # etcd with --client-cert-auth may also just close the connection on a client without a certificate.
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)")
+    assert ds.etcd_error_kind(eof, client_cert=False) == "credentials"
+    assert ds.etcd_error_kind(eof) == "tls"
     assert ds.etcd_error_kind(urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))) == \
         "unreachable"
     assert ds.etcd_error_kind(urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))) == \

@@ -7,17 +7,22 @@ import pytest
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _audit_role
 
 
-@pytest.mark.parametrize(("setting", "count", "limit", "where"), [
-    ("auto", 3, 100, "controller"), ("auto", 100, "100", "controller"), ("auto", 101, 100, "node"),
-    ("node", 3, 100, "node"), ("controller", 5000, 100, "controller"),
+MAP = {"clusters": {"n1": "east", "n2": "east", "n3": "west"}, "drift_needed": ["n2"]}
+
+
+@pytest.mark.parametrize(("setting", "hosts"), [
+    ("digest", ["n2"]),               # only the node whose digest differs: one round trip for the others
+    ("node", ["n1", "n2", "n3"]),      # every node the map covers
+    ("controller", []),                # the facts carried the full routes
 ])
-def test_route_check(setting, count, limit, where):
-    assert _audit_role.route_check(setting, count, limit) == where
+def test_route_check_hosts(setting, hosts):
+    assert _audit_role.route_check_hosts(setting, MAP, ["n1", "n2", "n3", "gone"]) == hosts
 
 
-def test_route_check_refuses_an_unknown_setting():
-    with pytest.raises(ValueError, match="audit_route_check must be one of auto, node, controller, not 'nodes'"):
-        _audit_role.route_check("nodes", 3, 100)
+def test_route_check_hosts_without_a_map_and_with_an_unknown_setting():
+    assert _audit_role.route_check_hosts("digest", {}, ["n1"]) == []  # the map phase was skipped
+    with pytest.raises(ValueError, match="audit_route_check must be one of digest, node, controller, not 'nodes'"):
+        _audit_role.route_check_hosts("nodes", MAP, [])
 
 
 def test_small_fleet_every_node_is_its_own_group():

@@ -1,6 +1,7 @@
 """Fleet cross-checks: the expected map, one node's drift, and the cross-node findings, on
 fleets of facts (seed 001's IPIP cluster, healthy fleets in every mode)."""
 
+import copy
 import json
 
 import pytest
@@ -259,7 +260,7 @@ def test_healthy_fleets_have_no_findings(mode):
     expected, findings, hosts = _fleet.audit(healthy(mode))
     assert findings == []
     assert {h["status"] for h in hosts.values()} == {"ok"}
-    assert hosts["node1"]["routes"] == {"checked": 3, "ok": 3}
+    assert hosts["node1"]["routes"] == {"checked": 3, "ok": 3, "by": "controller"}  # the facts carry full routes
 
 
 def test_the_seed_fleet_itself_is_healthy():
@@ -604,3 +605,22 @@ def test_pools_and_datastores_per_cluster():
         _fleet.audit_fleet(facts, clusters=clusters, datastore={"source": "etcd", "nodes": {}, "blocks": {}})
     with pytest.raises(ValueError, match="not a datastore view"):
         _fleet.audit_fleet(facts, clusters=clusters, datastore={"c": {}})
+
+
+def test_a_host_without_calico_is_reported_once_and_judged_by_nothing_else():
+    facts = healthy("ipip", count=3)
+    bastion = copy.deepcopy(healthy("ipip", count=4)["node4"])  # its Calico parts are taken away below
+    bastion["hostname"] = "bastion"
+    bastion["identity"]["calico_node"] = None
+    bastion["bird"] = {**bastion["bird"], "available": False, "router_id": None, "peers": [],
+                       "error": "no such file: /var/run/calico/bird.ctl"}
+    bastion["links"] = [lk for lk in bastion["links"] if lk["name"] != "tunl0"]
+    bastion["routes"] = {k: ([] if isinstance(v, list) else v) for k, v in bastion["routes"].items()}
+    bastion["calico"] = {**bastion["calico"], "mode": "none", "tunnel": None, "local_blocks": []}
+    bastion["sysctls"]["net.ipv4.ip_forward"] = 0  # a pre-install host: SYS001 would be critical on a node
+    bastion["route_digest"] = None
+    facts["bastion"] = refresh({"bastion": bastion})["bastion"]
+    assert [f["id"] for f in facts["bastion"]["findings"]] == ["NOCAL001"]
+    _maps, findings, hosts = _fleet.audit_fleet(facts)
+    assert [(f["id"], f["host"], f["severity"]) for f in findings] == [("NOCAL001", "bastion", "info")]
+    assert hosts["bastion"]["status"] == "findings" and hosts["bastion"]["worst"] == "info"

@@ -137,7 +137,7 @@ def test_folding_never_changes_the_verdict(fail_on):
     assert bool(_catalogue.failing(findings, fail_on)) == bool(_catalogue.failing(unfolded, fail_on))
 
 
-def test_the_matrix_shows_a_folded_consequence_with_its_own_severity():
+def test_the_matrix_shows_a_folded_consequence_at_the_severity_of_its_cause():
     facts = bgp_peer_down("bgp")
     maps, findings, hosts = _fleet.audit_fleet(facts)
     report = _report.build_report(maps, findings, hosts, "2026-01-01T00:00:00+00:00")

@@ -3,8 +3,10 @@
 jmespath queries and the fail_on threshold. tests/integration/test_report_html.py looks at the
 page in Chromium."""
 
+import ipaddress
 import json
 import xml.etree.ElementTree as ET
+from collections import Counter
 from html.parser import HTMLParser
 
 import pytest
@@ -434,11 +436,15 @@ def test_html_has_a_section_per_cluster():
     assert [a.attrs["href"] for a in page.find_all("nav")[0].find_all("a")] == ["#cluster-0", "#cluster-1"]
 
 
-def fleet_scale_report(nodes=5000, per_subnet=50):
-    """A synthetic fleet of ``nodes`` in /24s of ``per_subnet``: a wrong next hop on every 97th
-    node, towards a node of the next subnet; every 250th unreachable."""
-    name = lambda i: f"n{i:05d}"  # noqa: E731 - a local name
-    ip = lambda i: f"10.{i // per_subnet // 250}.{i // per_subnet % 250}.{10 + i % per_subnet}"  # noqa: E731
+def fleet_scale_report(nodes=5000, per_subnet=50, ip=None):
+    """A synthetic fleet of ``nodes`` in /24s of ``per_subnet`` (or at ``ip(i)``): a wrong next hop
+    on every 97th node, towards a node of the next subnet; every 250th unreachable."""
+    def name(i):
+        return f"n{i:05d}"
+
+    def rack_ip(i):
+        return f"10.{i // per_subnet // 250}.{i // per_subnet % 250}.{10 + i % per_subnet}"
+    ip = ip or rack_ip
     findings = [{"id": "RT001", "severity": "critical", "host": name(i), "peer": name((i + per_subnet) % nodes),
                  "cluster": "big", "summary": "wrong next hop", "evidence": {}, "remedy": "`ip route replace`"}
                 for i in range(0, nodes, 97)]
@@ -452,22 +458,47 @@ def fleet_scale_report(nodes=5000, per_subnet=50):
 
 
 def test_html_matrix_at_fleet_scale_is_subnet_by_subnet():
+    """5,000 nodes in 100 /24s: too many for one cell per node pair, and too many /24s: /22s."""
     report = fleet_scale_report()
     text = _report.render_html(report)
-    assert len(text) < 1_500_000
+    assert len(text) < 1_000_000
     page = check_page(report, text)
     tables = page.find_all("table", "matrix")
     assert len(tables) == 1 and "agg" in tables[0].classes
     cells = matrix_cells(tables[0])
-    assert len(cells) == _report.SUBNET_LIMIT ** 2  # 100 subnets: the worst 39 and one for the rest
-    rows = [th.text() for th in tables[0].find_all("th") if th.attrs.get("scope") == "row"]
-    assert rows[-1].startswith("61 more subnets")
-    # the subnet with n00000's wrong next hop to n00050 (10.0.1.0/24): one node pair
-    assert cells[(rows[0], "10.0.1.0/24")] == ({"sev-critical"}, "1")
+    subnets = {f"10.0.{4 * i}.0/22" for i in range(25)}
+    assert {r.split(" ")[0] for r, _c in cells} == subnets and {c for _r, c in cells} == subnets
+    # Each cell counts the node pairs with findings between its two subnets.
+    expected = Counter()
+    for pair in {(f["host"], f.get("peer") or f["host"]) for f in report["findings"]}:
+        a, b = (ipaddress.ip_network(f"{report['hosts'][h]['ip']}/22", strict=False) for h in pair)
+        expected[(str(a), str(b))] += 1
+    got = {(r.split(" ")[0], c): int(t) for (r, c), (_cls, t) in cells.items() if t}
+    assert got == expected
     # The node table lists the nodes with critical or warning findings; the healthy ones are named, folded.
     listed = [tr.find_all("td")[0].text() for tr in page.find_all("table", "nodes")[0].find_all("tr")[1:]]
     assert sorted(listed) == sorted({f["host"] for f in report["findings"]})
     assert f"{5000 - len(listed)} nodes without findings" in page.text()
+
+
+def test_html_matrix_lumps_subnets_past_its_limit():
+    """Addresses spread over more /8s than the grid has rows: the worst subnets, and one for the rest."""
+    report = fleet_scale_report(nodes=1000, ip=lambda i: f"{1 + i % 100}.0.0.{1 + i // 100}")
+    page = check_page(report, _report.render_html(report))
+    table = page.find_all("table", "matrix")[0]
+    rows = [th.text() for th in table.find_all("th") if th.attrs.get("scope") == "row"]
+    assert len(rows) == _report.SUBNET_LIMIT and len(matrix_cells(table)) == _report.SUBNET_LIMIT ** 2
+    assert rows[-1].startswith(f"{100 - _report.SUBNET_LIMIT + 1} more subnets")
+    assert all(r.split(" ")[0].endswith(".0.0.0/8") for r in rows[:-1])
+
+
+def test_html_findings_are_bounded_and_say_what_they_left_out():
+    report = big_report(nodes=400, per_node=8)  # 3,200 findings
+    text = _report.render_html(report)
+    page = check_page(report, text)  # drawn + "N more in report.json" = the counts
+    assert len(page.find_all("article")) == _report.HTML_FINDINGS_LIMIT
+    assert "more RT001 findings are in report.json" in page.text()
+    assert len(text) < 3_000_000
 
 
 def test_html_matrix_of_a_mid_sized_cluster_is_node_by_node():

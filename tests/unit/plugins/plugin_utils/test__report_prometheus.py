@@ -139,7 +139,7 @@ def hostile_report():
     """Names that need escaping in label values, and two findings with the same labels."""
     weird = 'no"de\\1\nx'
     findings = [{"id": "RT002", "severity": "critical", "host": weird, "peer": "pe`er", "cluster": 'c"1',
-                 "summary": "s", "evidence": {}, "remedy": "r"} for _ in range(2)]
+                 "summary": "s", "evidence": {}, "remedy": "r"} for _copy in range(2)]
     findings.append({"id": "MTU001", "severity": "warning", "host": "n2", "peer": None, "cluster": 'c"1',
                      "summary": "s", "evidence": {}, "remedy": "r"})
     hosts = {weird: {"status": "findings", "cluster": 'c"1', "worst": "critical"},

@@ -8,7 +8,7 @@ COLL_ROOT := $(ROOT)/.collections/ansible_collections
 # Collections we reuse (ansible.posix.sysctl, community.general.modprobe), taken from the
 # ansible community package on PyPI that matches our ansible-core 2.19.
 ANSIBLE_BUNDLE := ansible==12.3.0
-DEBS := iproute2 iputils-ping procps kmod bird openssh-server network-manager dbus libglib2.0-bin nftables rsync git shellcheck etcd-server etcd-client chromium prometheus
+DEBS := iproute2 iputils-ping procps kmod bird openssh-server network-manager dbus libglib2.0-bin nftables rsync git shellcheck etcd-server etcd-client chromium prometheus iptables
 LAB := $(ROOT)/tests/lab/labctl
 DEMO_LAB := demo
 

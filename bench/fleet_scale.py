@@ -134,7 +134,7 @@ def node_routes(i, expected):
 def child():
     sys.path.insert(0, os.path.join(ROOT, ".collections"))
     from ansible_collections.netdoctor.calico.plugins.module_utils import _contract  # noqa: PLC0415 - path set above
-    from ansible_collections.netdoctor.calico.plugins.plugin_utils import _fleet, _report  # noqa: PLC0415
+    from ansible_collections.netdoctor.calico.plugins.plugin_utils import _digest_book, _fleet, _report  # noqa: PLC0415
 
     # Facts arrive as JSON from each node: decode them one by one, as Ansible does.
     facts = {f"node{i:04d}": (None if i in UNREACHABLE else json.loads(json.dumps(node_fact(i))))
@@ -143,7 +143,7 @@ def child():
     # the controller's prediction used for the rest), faulty nodes theirs over their faulty table,
     # plus the drift of the second round trip.
     expected0 = _contract.expected_map(facts)
-    book = _contract.DigestBook(expected0)
+    book = _digest_book.DigestBook(expected0)
     for host, fact in facts.items():
         if fact:
             count, digest = min(book.for_host(host, fact))  # a doubly-claimed block: the first claimant's route

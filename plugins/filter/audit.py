@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.netdoctor.calico.plugins.plugin_utils import _audit_role
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _audit_role, _probes
 from ansible_collections.netdoctor.calico.plugins.plugin_utils._filters import as_filter
 
 
@@ -20,4 +20,5 @@ class FilterModule:
             "drift_by_host": as_filter("drift_by_host", _audit_role.drift_by_host, _input="dict"),
             "audit_summary": as_filter("audit_summary", _audit_role.summary_lines),
             "audit_failure": as_filter("audit_failure", _audit_role.failure),
+            "probe_targets": as_filter("probe_targets", _probes.probe_targets, _input="dict"),
         }

@@ -228,6 +228,45 @@ CATALOGUE = {
         "fix": "FelixConfiguration mtuIfacePattern anchored to the NIC that carries the node IP, or an explicit MTU; "
                "re-create the pods.",
     },
+    # Issue 12: what the data plane IS beside what it should be (node rules in _findings_path over the fact's
+    # path part, VX001 from the route drift, PROBE001 from the probe matrix in _fleet).
+    "WL001": {
+        "title": "A local workload lost its /32 route (or its veth is down): its pod is unreachable",
+        "seed": "003", "scope": "node",
+        "fix": "`ip route replace <pod IP>/32 dev <caliX> scope link` as the CNI plugin and Felix program it "
+               "(netdoctor.calico.calico_routes restores it from the pod's permanent neighbour entry); find what "
+               "deleted it.",
+    },
+    "VX001": {
+        "title": "A VXLAN peer's permanent neighbour or FDB entry on vxlan.calico is missing or wrong",
+        "seed": None, "scope": "fleet",
+        "fix": "`ip neigh replace <VTEP> lladdr <VTEP MAC> dev vxlan.calico nud permanent` and `bridge fdb replace "
+               "<VTEP MAC> dev vxlan.calico dst <node IP> self permanent` (netdoctor.calico.calico_routes).",
+    },
+    "PBR001": {
+        "title": "A policy-routing rule sends a Calico block or a peer through another table than main",
+        "seed": None, "scope": "node",
+        "fix": "Remove the rule (`ip rule del ...`) or give it a narrower selector; make the table route Calico's "
+               "destinations as main does. The repair does not touch rules Calico does not own.",
+    },
+    "MTU003": {
+        "title": "The pods' MTU plus the encapsulation overhead exceeds the underlay MTU: large packets are dropped",
+        "seed": None, "scope": "node",
+        "fix": "Restore the NIC's MTU, or lower the pods' MTU (FelixConfiguration mtu settings / veth_mtu) to the "
+               "underlay MTU minus the overhead and re-create the pods.",
+    },
+    "BIRD001": {
+        "title": "BIRD is not running on a node that needs it (no process, a dead control socket)",
+        "seed": None, "scope": "node",
+        "fix": "Restart calico-node on the node (BIRD runs inside it) and read its log (confd templates, "
+               "bird.cfg errors); its peers' BGP sessions come back with it.",
+    },
+    "PROBE001": {
+        "title": "Packets between two nodes are lost and no finding of the audit explains it",
+        "seed": "003", "scope": "fleet",
+        "fix": "Trace a pod pair between the two nodes (playbooks/trace.yml) to name the failing step; look at "
+               "firewalls and the network between them.",
+    },
 }
 
 
@@ -287,3 +326,27 @@ def at_or_above(severity, threshold):
 def failing(findings, fail_on):
     """The findings that make an audit fail under ``fail_on``."""
     return [f for f in findings if at_or_above(f.get("severity"), fail_on)]
+
+
+def as_consequence(finding, cause, why):
+    """``finding`` folded under ``cause``: info, naming the cause; its own severity is kept as
+    ``severity_alone`` (one fault, one finding)."""
+    return {**finding, "severity": "info",
+            "summary": f"{finding['summary']} (a consequence of {cause['id']} on {cause['host']})",
+            "evidence": {**(finding.get("evidence") or {}), "severity_alone": finding.get("severity"),
+                         "caused_by": {"id": cause["id"], "host": cause["host"], "peer": cause.get("peer"),
+                                       "summary": cause["summary"], "why": why}},
+            "remedy": f"Fix {cause['id']} on {cause['host']} first ({why}); this follows from it. "
+                      f"{finding.get('remedy') or ''}".strip()}
+
+
+def with_consequences(cause, consequences):
+    """``cause`` carrying the consequences folded under it (added to any it carried), at the worst
+    severity of all of them, so ``fail_on`` gives the same verdict as before the folding."""
+    evidence = cause.get("evidence") or {}
+    lines = [f"{c['id']} {c['host']}{' -> ' + c['peer'] if c.get('peer') else ''}: {c['summary']}"
+             for c in consequences]
+    return {**cause, "severity": worst_severity([cause, *consequences]),
+            "evidence": {**evidence, "consequence_count": evidence.get("consequence_count", 0) + len(consequences),
+                         "consequences": limited([*(evidence.get("consequences") or []), *lines])}}
+

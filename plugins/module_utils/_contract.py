@@ -24,7 +24,7 @@ import hashlib
 import ipaddress
 import socket
 from collections import Counter
-from typing import TypedDict  # Python 3.8+
+from typing import TypedDict  # the annotations stay strings (PEP 563): Python 3.8 never evaluates them
 
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import (
     BIRD,
@@ -307,7 +307,7 @@ def _judge(route, want, owner_node, cross_subnet):
     return None
 
 
-def route_drift(routes, expected, host):
+def route_drift(routes, expected, host, *, neighbours=None, fdb=None):
     """Compare one node's kernel routes (snapshot route dicts) with the expected map.
 
     Every block not owned by ``host`` must have a route with the owner's next hop (and the
@@ -360,13 +360,82 @@ def route_drift(routes, expected, host):
             add.append(_target(dst, want, protocol))
     outside, unverified = _outside_blocks(rest, expected, host, delete)
     drift += outside
+    l2_actions = {"neighbour": [], "fdb": []}
+    if mode == "vxlan" and neighbours is not None:
+        drift += l2_drift(expected, host, neighbours, fdb or (), l2_actions)
     counts = Counter(item["kind"] for item in drift)
     drift.sort(key=lambda item: (item["kind"], item["dst"]))
     result.update(checked=checked, ok=checked - counts["wrong_next_hop"] - counts["wrong_device"] - counts["missing"],
                   counts=dict(counts), unverified=unverified, drift=drift,
                   actions={"add": sorted(add, key=_dst), "replace": sorted(replace, key=_dst),
                            "delete": sorted(delete, key=_dst)})
+    if neighbours is not None and mode == "vxlan":
+        result["l2_actions"] = l2_actions
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# VXLAN L2 state per peer (calico_internals §2.3): Felix programs, for each remote VTEP, a permanent
+# neighbour <VTEP address> lladdr <VTEP MAC> on vxlan.calico and an FDB entry <VTEP MAC> dst <node IP>.
+
+L2_KINDS = ("neighbour_missing", "neighbour_wrong", "fdb_missing", "fdb_wrong")
+_BAD_NUD = ("failed", "incomplete", "none")
+
+
+def vxlan_l2(neighbours, fdb, device="vxlan.calico"):
+    """VTEP address -> (neighbour MAC, the FDB dst of that MAC, "permanent" or the state) on
+    ``device``; a missing part is ""."""
+    dst_of = {}
+    for entry in fdb or ():
+        if entry.get("dev") == device and entry.get("lladdr") and entry.get("dst"):
+            dst_of.setdefault(entry["lladdr"].lower(), entry["dst"])
+    out = {}
+    for entry in neighbours or ():
+        if entry.get("dev") != device or entry.get("family", 4) != 4 or not entry.get("dst"):
+            continue
+        state = entry.get("state") or ()
+        if set(state) & set(_BAD_NUD) or not entry.get("lladdr"):
+            continue
+        mac = entry["lladdr"].lower()
+        out[entry["dst"]] = (mac, dst_of.get(mac, ""), "permanent" if "permanent" in state else ",".join(state))
+    return out
+
+
+def _fdb_dsts(fdb, device="vxlan.calico"):
+    out = {}
+    for entry in fdb or ():
+        if entry.get("dev") == device and entry.get("lladdr") and entry.get("dst"):
+            out.setdefault(entry["lladdr"].lower(), set()).add(entry["dst"])
+    return out
+
+
+def l2_drift(expected, host, neighbours, fdb, actions):
+    """Per remote VTEP of the map: the permanent neighbour (VTEP address -> the owner's VTEP MAC) and
+    the FDB entry (that MAC -> the owner's node IP) on vxlan.calico, as Felix programs them. Appends
+    the writes that restore them to ``actions`` (neighbour, fdb) and returns the drift items."""
+    have = vxlan_l2(neighbours, fdb)
+    fdb_dsts = _fdb_dsts(fdb)
+    items = []
+    for owner, node in sorted((expected.get("nodes") or {}).items()):
+        vtep, mac, ip = node.get("tunnel_address"), (node.get("vxlan_mac") or "").lower(), node.get("ip")
+        if owner == host or not vtep or not mac or not ip or node.get("facts") is False or not node.get("blocks"):
+            continue
+        want = {"vtep": vtep, "lladdr": mac, "dst": ip, "dev": "vxlan.calico"}
+        got_mac, _got_dst, state = have.get(vtep, ("", "", ""))
+        if not got_mac:
+            items.append({"kind": "neighbour_missing", "dst": vtep, "have": None, "want": want, "owner": owner})
+        elif got_mac != mac or state != "permanent":
+            items.append({"kind": "neighbour_wrong", "dst": vtep, "want": want, "owner": owner,
+                          "have": {"lladdr": got_mac, "state": state}})
+        if not got_mac or got_mac != mac or state != "permanent":
+            actions["neighbour"].append({"dst": vtep, "lladdr": mac, "dev": "vxlan.calico"})
+        dsts = fdb_dsts.get(mac) or set()
+        if ip not in dsts:
+            kind = "fdb_wrong" if dsts else "fdb_missing"
+            items.append({"kind": kind, "dst": vtep, "want": want, "owner": owner,
+                          "have": {"lladdr": mac, "dst": sorted(dsts)} if dsts else None})
+            actions["fdb"].append({"lladdr": mac, "dst": ip, "dev": "vxlan.calico", "replace": sorted(dsts)})
+    return items
 
 
 def _dst(route):
@@ -434,19 +503,23 @@ def _outside_blocks(routes, expected, host, delete):
 # ---------------------------------------------------------------------------------------------
 # The route digest: a node's remote-block routes in O(1) bytes, checked on the controller
 
-_DIGEST_MODULUS = 1 << 128
+DIGEST_MODULUS = 1 << 128
 
 
-def _digest_entry(route, mode):
+def digest_entry(route, mode, l2=None):
     """What route_drift judges of a route, canonical: (dst, type, next hops) and, where the mode
     fixes the device (IPIP, VXLAN), the device class (the tunnel's name, or "" off the tunnels)
-    and onlink."""
+    and onlink. With ``l2`` (VXLAN: VTEP address -> (MAC, FDB dst, state)), a route on vxlan.calico
+    also carries the MAC its next hop resolves to and that MAC's VTEP (node IP), "" when missing."""
     hops = tuple(sorted(h.get("gateway") or "" for h in route["multipath"])) if route.get("multipath") else (
         route.get("gateway") or "",)
     entry = (route.get("dst"), route.get("type") or "unicast", hops)
     if ROUTE_SHAPE.get(mode, (None, None))[1] is not None:
         dev = route.get("dev") or ""
         entry += (dev if dev in CALICO_TUNNELS else "", bool(route.get("onlink")))
+        if l2 is not None and dev == "vxlan.calico":
+            mac, vtep, state = l2.get(route.get("gateway") or "", ("", "", ""))
+            entry += (mac if state == "permanent" else "", vtep)
     return entry
 
 
@@ -455,7 +528,7 @@ def _digest(entries):
     total = 0
     for entry in entries:
         total += int.from_bytes(hashlib.sha256(repr(entry).encode()).digest()[:16], "big")
-    return {"count": len(entries), "hash": f"{total % _DIGEST_MODULUS:032x}"}
+    return {"count": len(entries), "hash": f"{total % DIGEST_MODULUS:032x}"}
 
 
 def digest_routes(routes, pools):
@@ -476,109 +549,50 @@ def digest_routes(routes, pools):
     return out
 
 
-def route_digest(routes, mode, local_blocks, pools=None):
+def route_digest(routes, mode, local_blocks, pools=None, *, neighbours=None, fdb=None):
     """The node's side (calico_node_facts): a digest of its remote-block routes, O(1) bytes at any
-    fleet size. ``pools``: the IP pools when known, else the supernets around the node's own blocks."""
+    fleet size. ``pools``: the IP pools when known, else the supernets around the node's own blocks.
+    In VXLAN mode with ``neighbours`` (and ``fdb``) each route on vxlan.calico also covers the
+    neighbour MAC and FDB VTEP of its next hop (``"l2": true``)."""
     covered = digest_routes(routes, pools or _derived_pools(local_blocks))
-    return {"mode": mode, "pools": sorted(pools) if pools else None,
-            **_digest([_digest_entry(r, mode) for r in covered])}
-
-
-def _networks(fact):
-    """The node's own subnets off the Calico devices (where CrossSubnet reaches a peer directly)."""
-    out = set()
-    for link in fact.get("links") or ():
-        name = link.get("name") or ""
-        if name in CALICO_TUNNELS or name.startswith(WORKLOAD_PREFIX):
-            continue
-        for addr in link.get("addresses") or ():
-            try:
-                out.add(ipaddress.ip_interface(f"{addr['address']}/{addr['prefixlen']}").network)
-            except (KeyError, TypeError, ValueError):
-                continue
+    l2 = vxlan_l2(neighbours, fdb) if mode == "vxlan" and neighbours is not None else None
+    out = {"mode": mode, "pools": sorted(pools) if pools else None,
+           **_digest([digest_entry(r, mode, l2) for r in covered])}
+    if l2 is not None:
+        out["l2"] = True
     return out
 
 
-def _entry_hash(route, mode):
-    return int.from_bytes(hashlib.sha256(repr(_digest_entry(route, mode)).encode()).digest()[:16], "big")
+# ---------------------------------------------------------------------------------------------
+# Local workloads (WL001): each cali* veth needs `<pod IP>/32 dev caliX scope link` (proto boot)
 
 
-_DIGEST_COMBINATIONS = 64  # blocks claimed twice: the alternatives tried before a node is checked in detail
+def workload_state(snap):
+    """cali* veths without a /32 route (pod IP from its neighbour entry, Felix's static ARP) and
+    /32 routes on a veth that is down."""
+    veths = {lk["name"]: lk for lk in snap.get("links") or () if (lk.get("name") or "").startswith(WORKLOAD_PREFIX)
+             and lk["name"] not in CALICO_TUNNELS}
+    routed = {}
+    for r in snap.get("routes") or ():
+        if r.get("dev") in veths and r.get("type", "unicast") == "unicast" and (r.get("dst") or "").endswith("/32"):
+            routed.setdefault(r["dev"], []).append(r["dst"][:-3])
+    neigh = {}
+    for n in snap.get("neighbours") or ():
+        if n.get("dev") in veths and n.get("family") == 4 and not set(n.get("state") or ()) & set(_BAD_NUD):
+            neigh.setdefault(n["dev"], []).append(n)
+    missing, down = [], []
+    for name in sorted(veths):
+        if name not in routed:
+            found = sorted(neigh.get(name) or (), key=lambda n: "permanent" not in (n.get("state") or ()))
+            ip = found[0]["dst"] if found else None
+            missing.append({"interface": name, "ip": ip, "up": bool(veths[name].get("up")),
+                            "source": "neighbour" if ip else None})
+        elif not veths[name].get("up"):
+            down += [{"interface": name, "ip": ip} for ip in routed[name]]
+    return {"interfaces": len(veths), "routed": len(routed), "missing_routes": missing, "down": down}
 
 
-class DigestBook:
-    """The digests each host of one expected map may send when its routes are what the map wants
-    (route_drift would find nothing): the fleet-wide sum once, O(blocks), then per host its own
-    blocks taken out (and, with CrossSubnet, the same-subnet owners' direct routes swapped in).
-    A block two nodes claim (owners_conflicts) is judged by no one, so a route via either
-    claimant is accepted."""
-
-    def __init__(self, expected):
-        self.mode, blocks, nodes = expected["mode"], expected["blocks"], expected["nodes"]
-        field, device, onlink = ROUTE_SHAPE.get(self.mode, (None, None, None))
-        self.cross_subnet = bool(expected.get("cross_subnet"))
-        self.hash, self.delta, self.by_owner, self.owner_ip, self.claimed = {}, {}, {}, {}, {}
-        self.predictable = True
-        for dst, want in blocks.items():
-            if want["owner"] is None:
-                claimants = (expected.get("owners_conflicts") or {}).get(dst) or ()
-                hops = sorted({(nodes.get(c) or {}).get(field) for c in claimants} - {None})
-                self.claimed[dst] = (set(claimants), [_entry_hash(
-                    {"dst": dst, "type": "unicast", "gateway": hop, "dev": device, "onlink": onlink}, self.mode)
-                    for hop in hops])
-                continue
-            if want["next_hop"] is None:
-                self.predictable = False
-                continue
-            route = {"dst": dst, "type": "unicast", "gateway": want["next_hop"], "dev": want["device"],
-                     "onlink": want["onlink"]}
-            self.hash[dst] = _entry_hash(route, self.mode)
-            self.by_owner.setdefault(want["owner"], []).append(dst)
-            owner_ip = (nodes.get(want["owner"]) or {}).get("ip")
-            if self.cross_subnet and owner_ip:
-                self.owner_ip[dst] = ipaddress.ip_address(owner_ip)
-                direct = {**route, "gateway": owner_ip, "dev": None, "onlink": False}
-                self.delta[dst] = _entry_hash(direct, self.mode) - self.hash[dst]
-        self.total, self.count = sum(self.hash.values()), len(self.hash)
-        self._near = {}
-
-    def _same_subnet_blocks(self, network):
-        if network not in self._near:
-            self._near[network] = {dst for dst, ip in self.owner_ip.items() if ip in network}
-        return self._near[network]
-
-    def for_host(self, host, fact):
-        """The set of {(count, hash)} the host may send, or None when its digest cannot be
-        predicted (an owner without an address, too many doubly-claimed blocks)."""
-        if not self.predictable:
-            return None
-        own = self.by_owner.get(host, ())
-        total = self.total - sum(self.hash[dst] for dst in own)
-        if self.cross_subnet:
-            near = set().union(*(self._same_subnet_blocks(n) for n in _networks(fact))) - set(own)
-            total += sum(self.delta[dst] for dst in near)
-        options = {(self.count - len(own), total)}
-        for claimants, hashes in self.claimed.values():
-            # Either claimant's route; a claimant itself may route it or hold only its blackhole.
-            choices = [(1, h) for h in hashes] + ([(0, 0)] if host in claimants else [])
-            options = {(c + dc, t + dh) for c, t in options for dc, dh in choices}
-            if len(options) > _DIGEST_COMBINATIONS or not options:
-                return None
-        return {(count, f"{value % _DIGEST_MODULUS:032x}") for count, value in options}
-
-
-def digest_drift(book, expected, host, fact):
-    """route_drift's result for a node whose digest matches the map (nothing to fix), else None:
-    the node must send its drift in detail (a second round trip, for drifted nodes only).
-    ``book``: the map's DigestBook."""
-    sent = fact.get("route_digest")
-    if not isinstance(sent, dict) or sent.get("mode") != expected.get("mode") or expected["mode"] not in ROUTE_SHAPE:
-        return None
-    if sent.get("pools") and sorted(sent["pools"]) != sorted(expected.get("pools") or ()):
-        return None
-    options = book.for_host(host, fact)
-    if not options or (sent.get("count"), sent.get("hash")) not in options:
-        return None
-    checked = sent["count"] - sum(1 for claimants, _h in book.claimed.values() if host not in claimants)
-    return {"host": host, "mode": expected["mode"], "checked": checked, "ok": checked, "unverified": 0,
-            "counts": {}, "drift": [], "actions": {"add": [], "replace": [], "delete": []}, "by": "digest"}
+def workload_routes(state):
+    """The /32 routes to restore (pod IP known)."""
+    return [{"dst": f"{w['ip']}/32", "type": "unicast", "dev": w["interface"], "scope": "link", "protocol": BOOT,
+             "gateway": None, "onlink": False} for w in state.get("missing_routes") or () if w.get("ip")]

@@ -904,11 +904,13 @@ def overlay_firewall(snapshot, nft_summary, wireguard, env, *, run=None, nft=Non
 # ---------------------------------------------------------------------------------------------
 # Felix's programming: workload chains and the sets its encapsulation rules use
 
-def felix_programming(nft_summary, ipsets, workloads, encaps):
+def felix_programming(nft_summary, ipsets, workloads, calico):
     """What Felix has programmed that this node can see: its backend (nftables: ``table ip calico``
     holds ``filter-*`` chains; iptables-nft: ``cali-*`` chains in the ip filter table; neither:
     iptables-legacy, BPF or nothing), per workload interface whether its to/from chains exist, and
-    whether the set of allowed tunnel sources its encapsulation needs exists (nft set or ipset)."""
+    whether the set of allowed tunnel sources its encapsulation needs exists (nft set or ipset):
+    ``cali40all-vxlan-net`` with ``vxlan.calico``, ``cali40all-hosts-net`` in IPIP mode (the calico
+    view's mode: a tunl0 that carries routes; the kernel creates tunl0 whenever ipip loads)."""
     chains = (nft_summary or {}).get("chains")
     if chains is None:
         return {"backend": None, "checked": False, "reason": "nf_tables could not be read"}
@@ -934,9 +936,9 @@ def felix_programming(nft_summary, ipsets, workloads, encaps):
     out["workloads_missing_count"] = len(missing)
     set_names = {s["name"] for s in (nft_summary or {}).get("sets") or ()} | set(ipsets or ())
     wanted = []
-    if "vxlan" in encaps:
+    if ((calico or {}).get("vxlan") or {}).get("device") == "vxlan.calico":
         wanted.append("cali40all-vxlan-net")
-    if "ipip" in encaps:
+    if (calico or {}).get("mode") == "ipip":
         wanted.append("cali40all-hosts-net")
     out["sets_wanted"] = wanted
     out["sets_missing"] = [s for s in wanted if s not in set_names] if backend or ipsets is not None else []
@@ -992,7 +994,6 @@ def dataplane_facts(snapshot, calico, identity, *, run=None, which=None, root="/
 
     wg_bin = which("wg") if which and any(n in by_name for n in WG_DEVICES) else None
     wireguard = read_wireguard(links, run=run, wg=wg_bin, now=now, root=root)
-    encaps = _encaps(snapshot)
     nft_bin = which("nft") if which else None
     local = {}
     for address in local_addresses:
@@ -1016,7 +1017,7 @@ def dataplane_facts(snapshot, calico, identity, *, run=None, which=None, root="/
         "conntrack": read_conntrack(root),
         "vxlan": vxlan,
         "felix_health": felix_health(env, bool(node.get("pid"))),
-        "felix_programming": felix_programming(nft_summary, ipsets, (calico or {}).get("workloads") or [], encaps),
+        "felix_programming": felix_programming(nft_summary, ipsets, (calico or {}).get("workloads") or [], calico),
         "bpf": bpf,
         "wireguard": wireguard,
         "mtu_file": read_mtu_file(root),

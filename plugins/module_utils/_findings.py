@@ -20,6 +20,7 @@ from ansible_collections.netdoctor.calico.plugins.module_utils import (
     _autodetect,
     _findings_dataplane,
     _findings_host,
+    _findings_path,
     _nm_config,
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
@@ -407,6 +408,8 @@ def rule_bgp(fact, host):
     mode = (fact.get("calico") or {}).get("mode")
     socket = bird.get("socket") or "/var/run/calico/bird.ctl"
     if not bird.get("available"):
+        if _findings_path.bird_dead(fact):
+            return []  # BIRD001 (_findings_path) names the cause; its peers' BGP001s fold under it
         if mode in ("bgp", "ipip") and (fact.get("identity") or {}).get("calico_node"):
             return [finding("BGP001", "info", host,
                             f"BIRD's control socket on {host} could not be read, so BGP sessions were not checked",
@@ -469,7 +472,7 @@ def rule_local_routes(fact, host):
 
 NODE_RULES = (rule_nm001, rule_ad, rule_ip_forward, rule_rp_filter, rule_proxy_arp, rule_tunnel_mtu, rule_hosts,
               rule_node_names, rule_bgp, rule_local_routes, _findings_host.rule_host,
-              *_findings_dataplane.DATAPLANE_RULES)
+              *_findings_dataplane.DATAPLANE_RULES, *_findings_path.PATH_RULES)
 
 
 def node_findings(fact):

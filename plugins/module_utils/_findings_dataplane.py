@@ -517,11 +517,13 @@ def rule_mtu002(fact, host):
 # --- the probe matrix against the firewall walk (fleet) ---------------------------------------
 
 def probe_agreement(findings, probes):
-    """FW001 findings against the probe matrix (``probes``: {src: {dst: {"ok", "loss", ...}}}, hosts by
-    inventory name): each FW001 gets ``evidence.probes`` (what the probes from its blocked peers to it
-    said), and a pair whose probes fail both ways... with no host firewall drop on either side becomes
-    an info FW001 (look at the network between: a cloud security group, a firewall outside the nodes).
-    Returns (findings, added)."""
+    """FW001 findings against the probe matrix, for the fleet audit (``probes``: {src: {dst: {"ok", "loss",
+    ...}}}, hosts by inventory name). Each FW001 with a peer gets ``evidence.probes`` (the probes from
+    the peer to it and back) and ``probes_disagree`` when they pass although the walk found a drop (a
+    rule it could not judge for certain). A pair whose probes fail with no FW001 on either side gets an
+    info FW001 on the probed host: the drop is outside the nodes (a security group, a firewall between
+    them). Returns (findings, added); the findings are changed in place.
+    """
     if not isinstance(probes, dict) or not probes:
         return findings, []
     blocked = set()

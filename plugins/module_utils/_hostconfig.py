@@ -39,16 +39,8 @@ from ansible_collections.netdoctor.calico.plugins.module_utils import _node_file
 # Small helpers
 
 
-def _host(root, path):
-    return os.path.join(root, path.lstrip("/"))
-
-
-def _read(path, limit=1 << 20):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(limit)
-    except OSError:
-        return None
+_host = _node_files.host_path
+_read = _node_files.read_text
 
 
 def _bool(value):
@@ -200,19 +192,10 @@ _VENDOR_DIRS = ("/usr/lib/", "/lib/", "/usr/local/lib/")
 def discover_link_files(root="/"):
     """``[{"path", "text"}]`` of the effective ``.link`` files in udev's order (file name across
     the directories; the first directory holding a name wins; empty or /dev/null masks it)."""
-    by_name, seen = {}, set()
-    for d in LINK_DIRS:
-        real = os.path.realpath(_host(root, d))
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            names = sorted(os.listdir(real))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".link"):
-                by_name.setdefault(name, f"{d}/{name}")
+    by_name = {}
+    for d, _real, name in _node_files.config_entries(LINK_DIRS, root):
+        if name.endswith(".link"):
+            by_name.setdefault(name, f"{d}/{name}")
     out = []
     for name in sorted(by_name):
         path = by_name[name]

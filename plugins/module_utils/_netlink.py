@@ -127,6 +127,10 @@ _NLM_F_REPLACE, _NLM_F_EXCL, _NLM_F_CREATE = 0x100, 0x200, 0x400
 _RTM_NEWLINK, _RTM_GETLINK, _RTM_NEWADDR, _RTM_GETADDR = 16, 18, 20, 22
 _RTM_NEWROUTE, _RTM_DELROUTE, _RTM_GETROUTE, _RTM_NEWNEIGH, _RTM_GETNEIGH = 24, 25, 26, 28, 30
 _RTM_NEWRULE, _RTM_GETRULE = 32, 34
+_RTM_DELNEIGH, _NUD_PERMANENT, _NTF_SELF = 29, 0x80, 0x02
+# `ip neigh VERB` / `bridge fdb VERB`: (message type, flags besides REQUEST|ACK), as iproute2 sends them.
+_NEIGH_VERBS = {"add": (_RTM_NEWNEIGH, _NLM_F_CREATE | _NLM_F_EXCL),
+                "replace": (_RTM_NEWNEIGH, _NLM_F_CREATE | _NLM_F_REPLACE), "del": (_RTM_DELNEIGH, 0)}
 # `ip route VERB`: (message type, flags besides REQUEST|ACK), as iproute2 sends them.
 _ROUTE_VERBS = {"add": (_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL),
                 "replace": (_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_REPLACE),
@@ -927,6 +931,29 @@ class Netlink:
             if link["name"] == name:
                 return link["index"]
         raise NetlinkError(errno.ENODEV)
+
+    def neigh_write(self, verb, entry):
+        """One neighbour change as ``ip neigh VERB ... nud permanent`` makes it (add, replace, del):
+        ``entry`` = {"dst", "lladdr", "dev"}; one atomic kernel operation. NetlinkError when refused."""
+        mtype, flags = _NEIGH_VERBS[verb]
+        family = _AF_INET6 if ":" in entry["dst"] else _AF_INET
+        attrs = [("NDA_DST", entry["dst"])]
+        if verb != "del":
+            attrs.append(("NDA_LLADDR", entry["lladdr"]))
+        fields = [("ifindex", self.link_index(entry["dev"])), ("state", _NUD_PERMANENT), ("flags", 0),
+                  ("ndm_type", 0)]
+        self._send(ndmsg, mtype, _NLM_F_REQUEST | _NLM_F_ACK | flags, family, fields=fields, attrs=attrs)
+        _feed(self._recv(), None, None, [])
+
+    def fdb_write(self, verb, entry):
+        """One VXLAN FDB change as ``bridge fdb VERB <lladdr> dev <dev> dst <dst> self permanent`` makes
+        it (add, replace, del): ``entry`` = {"lladdr", "dst", "dev"}; one atomic kernel operation."""
+        mtype, flags = _NEIGH_VERBS[verb]
+        fields = [("ifindex", self.link_index(entry["dev"])), ("state", _NUD_PERMANENT), ("flags", _NTF_SELF),
+                  ("ndm_type", 0)]
+        attrs = [("NDA_LLADDR", entry["lladdr"]), ("NDA_DST", entry["dst"])]
+        self._send(ndmsg, mtype, _NLM_F_REQUEST | _NLM_F_ACK | flags, _AF_BRIDGE, fields=fields, attrs=attrs)
+        _feed(self._recv(), None, None, [])
 
     def route_get(self, dst):
         """The kernel's route lookup for one destination (what ``ip route get`` prints), as a

@@ -67,7 +67,7 @@ def parse_keyfile(text):
     groups = {}
     current = None
     for lineno, raw_line in enumerate(text.split("\n"), 1):
-        line = raw_line.removesuffix("\r").lstrip(_ASCII_SPACE)
+        line = (raw_line[:-1] if raw_line.endswith("\r") else raw_line).lstrip(_ASCII_SPACE)
         if not line or line.startswith("#"):
             continue
         close = line.find("]")

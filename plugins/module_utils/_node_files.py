@@ -60,16 +60,45 @@ CALICO_LINKS = (
 )
 
 
-def _host(root, path):
+def host_path(root, path):
+    """``path`` as seen from ``root`` (the node's file system mounted elsewhere, in tests)."""
     return os.path.join(root, path.lstrip("/"))
 
 
-def _read(path):
+def read_text(path, limit=1 << 20):
+    """A text file's first ``limit`` characters, or None when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+            return f.read(limit)
     except OSError:
         return None
+
+
+def config_entries(dirs, root="/"):
+    """(directory as given, its real path, entry name) for the entries of every directory of
+    ``dirs`` in order, names sorted; each real directory once (/lib is often a symlink to /usr/lib)."""
+    seen = set()
+    for d in dirs:
+        real = os.path.realpath(host_path(root, d))
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            names = sorted(os.listdir(real))
+        except OSError:
+            continue
+        for name in names:
+            yield d, real, name
+
+
+def masked(path):
+    """An empty file or a symlink to /dev/null: systemd's way to mask a configuration file."""
+    if os.path.islink(path) and os.readlink(path) == "/dev/null":
+        return True
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +107,7 @@ def _read(path):
 
 def read_nodename(root="/"):
     """The name calico-node registered with (``/var/lib/calico/nodename``), or None."""
-    text = _read(_host(root, "/var/lib/calico/nodename"))
+    text = read_text(host_path(root, "/var/lib/calico/nodename"))
     if text is None:
         return None
     return text.strip() or None
@@ -121,13 +150,13 @@ def read_cni_config(root="/", conf_dir=CNI_DIR):
     runtimes use; a file named ``*calico*`` that does not parse is returned with ``error``.
     """
     try:
-        names = sorted(n for n in os.listdir(_host(root, conf_dir)) if n.endswith(CNI_EXTENSIONS))
+        names = sorted(n for n in os.listdir(host_path(root, conf_dir)) if n.endswith(CNI_EXTENSIONS))
     except OSError:
         return None
     first_valid = None
     for name in names:
         path = os.path.join(conf_dir, name)
-        text = _read(_host(root, path))
+        text = read_text(host_path(root, path))
         if text is None:
             continue
         try:
@@ -256,7 +285,7 @@ def read_calico_node(proc="/proc"):
 
 def identity_facts(hostname, root="/", proc="/proc"):
     """The ``identity`` part of the ``calico_node`` fact."""
-    hosts = _read(_host(root, "/etc/hosts"))
+    hosts = read_text(host_path(root, "/etc/hosts"))
     addresses = hosts_addresses(hosts, hostname) if hosts is not None else []
     return {
         "nodename_file": read_nodename(root),
@@ -311,7 +340,7 @@ def parse_network_file(text):
         inverted, globs = match.get(key, (False, []))
         if value.startswith("!"):
             inverted = True
-        match[key] = (inverted, globs + _words(value.removeprefix("!")))
+        match[key] = (inverted, globs + _words(value[1:] if value.startswith("!") else value))
     unmanaged = False
     for key, value in sections.get("Link", []):
         if key == "Unmanaged":
@@ -341,16 +370,6 @@ def _describe_match(match):
     return " ".join(f"{k}={'!' if inv else ''}{' '.join(globs)}" for k, (inv, globs) in match.items())
 
 
-def _masked(path):
-    """An empty file or a symlink to /dev/null."""
-    if os.path.islink(path) and os.readlink(path) == "/dev/null":
-        return True
-    try:
-        return os.path.getsize(path) == 0
-    except OSError:
-        return False
-
-
 def discover_networkd(root="/"):
     """``{"files": [{"path", "text"}] in networkd's order, "masked": [path], "overridden": [path]}``.
 
@@ -358,40 +377,30 @@ def discover_networkd(root="/"):
     others, and an empty file or a symlink to /dev/null masks the name. Drop-ins
     (``<name>.network.d/*.conf``) are appended to the text.
     """
-    by_name, overridden, dropins, seen = {}, [], {}, set()
-    for d in NETWORKD_DIRS:
-        # /lib is often a symlink to /usr/lib: read each real directory once
-        real = os.path.realpath(_host(root, d))
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            entries = sorted(os.listdir(real))
-        except OSError:
-            continue
-        for name in entries:
-            path = os.path.join(d, name)
-            if name.endswith(".network"):
-                if name in by_name:
-                    overridden.append(path)
-                else:
-                    by_name[name] = path
-            elif name.endswith(".network.d") and os.path.isdir(os.path.join(real, name)):
-                for conf in sorted(os.listdir(os.path.join(real, name))):
-                    if conf.endswith(".conf"):
-                        dropins.setdefault(name[:-2], {}).setdefault(conf, os.path.join(path, conf))
-    files, masked = [], []
+    by_name, overridden, dropins = {}, [], {}
+    for d, real, name in config_entries(NETWORKD_DIRS, root):
+        path = os.path.join(d, name)
+        if name.endswith(".network"):
+            if name in by_name:
+                overridden.append(path)
+            else:
+                by_name[name] = path
+        elif name.endswith(".network.d") and os.path.isdir(os.path.join(real, name)):
+            for conf in sorted(os.listdir(os.path.join(real, name))):
+                if conf.endswith(".conf"):
+                    dropins.setdefault(name[:-2], {}).setdefault(conf, os.path.join(path, conf))
+    files, masked_paths = [], []
     for name in sorted(by_name):
         path = by_name[name]
-        host = _host(root, path)
-        if _masked(host):
-            masked.append(path)
+        host = host_path(root, path)
+        if masked(host):
+            masked_paths.append(path)
             continue
-        text = _read(host) or ""
+        text = read_text(host) or ""
         for conf in sorted(dropins.get(name, {})):
-            text += "\n" + (_read(_host(root, dropins[name][conf])) or "")
+            text += "\n" + (read_text(host_path(root, dropins[name][conf])) or "")
         files.append({"path": path, "text": text})
-    return {"files": files, "masked": masked, "overridden": overridden}
+    return {"files": files, "masked": masked_paths, "overridden": overridden}
 
 
 def networkd_calico_matches(files, links=CALICO_LINKS):
@@ -437,7 +446,7 @@ def networkd_facts(root="/"):
 
 
 def _sysctl(root, *parts):
-    text = _read(os.path.join(root, *parts))
+    text = read_text(os.path.join(root, *parts))
     if text is None:
         return None
     text = text.strip()

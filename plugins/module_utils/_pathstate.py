@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.netdoctor.calico.plugins.module_utils import _contract
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import (
     BIRD,
     BOOT,
@@ -39,49 +40,15 @@ MAIN_PRIORITY = 32766
 POLICY_LOOKUP_LIMIT = 256   # route_get calls at most, per node, when rules exist
 OVERHEAD = {"ipip": 20, "vxlan": 50, "bgp": 0, "wireguard": 60}
 TUNNEL_DEVICES = IPIP_DEVICES | VXLAN_DEVICES
-_BAD_NUD = ("failed", "incomplete", "none")
 
 
 def _is_workload(name):
     return bool(name) and name.startswith(WORKLOAD_PREFIX) and name not in TUNNEL_DEVICES
 
 
-def workload_state(snapshot):
-    """The local workloads: every cali* veth with its /32 route; veths without one (the pod IP from
-    the permanent neighbour Felix and the CNI plugin add for the pod, when there is one) and /32
-    routes whose veth is down."""
-    links = {link["index"]: link for link in snapshot.get("links") or ()}
-    names = {link["name"]: link for link in links.values()}
-    veths = {name: link for name, link in names.items() if _is_workload(name)}
-    routed = {}
-    for route in snapshot.get("routes") or ():
-        dev, dst = route.get("dev"), route.get("dst") or ""
-        if dev in veths and route.get("type", "unicast") == "unicast" and dst.endswith(("/32", "/128")):
-            routed.setdefault(dev, []).append(dst.split("/", 1)[0])
-    neigh = {}
-    for entry in snapshot.get("neighbours") or ():
-        dev = entry.get("dev")
-        if dev in veths and entry.get("family") == 4 and not set(entry.get("state") or ()) & set(_BAD_NUD):
-            neigh.setdefault(dev, []).append(entry)
-    missing, down = [], []
-    for name in sorted(veths):
-        link = veths[name]
-        if name not in routed:
-            entries = sorted(neigh.get(name) or (), key=lambda e: "permanent" not in (e.get("state") or ()))
-            ip = entries[0]["dst"] if entries else None
-            missing.append({"interface": name, "ip": ip, "up": bool(link.get("up")),
-                            "source": "neighbour" if ip else None})
-        elif not link.get("up"):
-            down.extend({"interface": name, "ip": ip} for ip in routed[name])
-    return {"interfaces": len(veths), "routed": len(routed), "missing_routes": missing, "down": down}
-
-
-def workload_routes(state):
-    """The /32 routes Felix and the CNI plugin would program for the veths that lost theirs (those
-    whose pod IP is known): ``<ip> dev caliX scope link proto boot``."""
-    return [{"dst": f"{w['ip']}/32", "type": "unicast", "dev": w["interface"], "scope": "link", "protocol": BOOT,
-             "gateway": None, "onlink": False}
-            for w in state.get("missing_routes") or () if w.get("ip")]
+# The workloads' state lives in _contract (calico_routes restores the routes and carries only it).
+workload_state = _contract.workload_state
+workload_routes = _contract.workload_routes
 
 
 def extra_rules(snapshot, version=4):

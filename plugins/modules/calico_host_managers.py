@@ -95,7 +95,7 @@ import os
 import tempfile
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdoctor.calico.plugins.module_utils import _hostconfig, _netlink
 
 MODE = 0o644
@@ -233,7 +233,7 @@ def main():
     module = build_module()
     module.run_command_environ_update = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
     if module.params["nm_cloud_setup"] and not _netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=_netlink.PYROUTE2_IMPORT_ERROR)
+        module.fail_json(msg=_netlink.missing_pyroute2(), exception=_netlink.PYROUTE2_IMPORT_ERROR)
     try:
         HostManagers(module).run()
     except OSError as exc:

@@ -73,6 +73,35 @@ options:
         them all the same.
     type: bool
     default: false
+  probe_targets:
+    description:
+      - The peers this node probes (the probe matrix, docs/audit.md): at most k of them, chosen on the controller
+        (the audit's C(netdoctor.calico.probe_targets) filter). Empty (the default) probes nothing.
+      - From up to O(probe_options.max_pods) local pods (their network namespaces), else the tunnel address, else
+        the node; to C(overlay) when given, else the peer's VTEP address this node's VXLAN state resolves C(ip) to,
+        else C(ip).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host:
+        description: The peer's inventory name (the matrix's column).
+        type: str
+        required: true
+      ip:
+        description: The peer's node IP.
+        type: str
+        required: true
+      overlay:
+        description: An address of the peer inside the pools (its tunnel address or a pod) to probe instead.
+        type: str
+  probe_options:
+    description:
+      - Bounds of the probes - C(count) ICMP echoes per peer and source (3), C(interval) between them (0.05 s),
+        C(timeout) after the last (1 s), C(deadline) for everything (3 s), C(tcp_port) for the TCP connect (10250; a
+        refused connection proves the path), C(max_pods) sources (2), C(df_size) of the DF packet (the pods' MTU).
+    type: dict
+    default: {}
   pools:
     description:
       - The cluster's Calico IPPool CIDRs. A route inside them that is not Calico's (one that shadows a block) then
@@ -282,6 +311,7 @@ ansible_facts:
 import ipaddress
 import json
 import socket
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -298,6 +328,8 @@ from ansible_collections.netdoctor.calico.plugins.module_utils import (
     _netlink,
     _nm_config,
     _node_files,
+    _pathstate,
+    _probe,
 )
 
 SCHEMA_VERSION = 1
@@ -395,6 +427,23 @@ def _kernel_modules(module):
         module.fail_json(msg=f"kernel_modules: {exc}")
 
 
+def _probe_peers(params, snap, fact, node_ip):
+    """The probe matrix's row of this node (_probe): its k peers, from its pods, tunnel or itself."""
+    options = {**_probe.DEFAULTS, **{k: v for k, v in (params["probe_options"] or {}).items() if v is not None}}
+    workloads = [w for w in (fact["calico"].get("workloads") or ()) if w.get("ip") and ":" not in w["ip"]]
+    netns_of = _probe.find_pod_netns([w["ip"] for w in workloads], int(options["max_pods"]))
+    sources = _probe.sources_for(fact["calico"], workloads, netns_of, node_ip)
+    mtu = fact["path"]["mtu"]
+    df_size = options.get("df_size") or mtu.get("pod_mtu") or mtu.get("tunnel_mtu") or mtu.get("underlay_mtu")
+    targets = _probe.destinations(params["probe_targets"], _contract.vxlan_l2(snap["neighbours"], snap["fdb"]))
+    started = time.monotonic()
+    results = _probe.run(sources, targets, count=int(options["count"]), interval=float(options["interval"]),
+                         timeout=float(options["timeout"]), deadline=float(options["deadline"]),
+                         tcp_port=int(options["tcp_port"]), df_size=int(df_size) if df_size else None)
+    return {"sources": [s["label"] for s in sources], "df_size": df_size, "tcp_port": int(options["tcp_port"]),
+            "seconds": round(time.monotonic() - started, 3), "peers": results}
+
+
 def gather(module):
     params = module.params
     hostname = socket.gethostname()
@@ -415,6 +464,9 @@ def gather(module):
                 peer_routes[peer] = _route_summary(nl.route_get(peer))
             except (OSError, ValueError) as exc:
                 module.fail_json(msg=f"peer_ips: cannot look up a route to {peer!r}: {exc}")
+        # Routing policy (issue 12): only with rules beyond the kernel's three, a few route look-ups.
+        policy = _pathstate.policy_facts(snap, nl.route_get, [*params["peer_ips"], *(
+            t.get("ip") for t in params["probe_targets"])])
 
     names = [link["name"] for link in snap["links"] if link["name"] != "lo"]
     sysctls = _node_files.read_sysctls(names)
@@ -447,7 +499,12 @@ def gather(module):
             a for a in (bird.get("router_id"), params["intended_ip"]) if a],
         which=lambda name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"]))
     fact["route_digest"] = _contract.route_digest(snap["routes"], fact["calico"].get("mode"),
-                                                  fact["calico"].get("local_blocks") or (), params["pools"])
+                                                  fact["calico"].get("local_blocks") or (), params["pools"],
+                                                  neighbours=snap["neighbours"], fdb=snap["fdb"])
+    node_ip = _contract.node_identity(fact, params["intended_ip"]).get("ip")
+    fact["path"] = _pathstate.path_facts(snap, fact["links"], fact["calico"], node_ip=node_ip, policy=policy,
+                                         mtu_file=((fact.get("dataplane") or {}).get("mtu_file") or {}).get("value"))
+    fact["probes"] = _probe_peers(params, snap, fact, node_ip) if params["probe_targets"] else None
     fact["findings"] = _findings.node_findings(fact)
     return fact
 
@@ -460,6 +517,14 @@ ARGUMENT_SPEC = {
     "peer_ips": {"type": "list", "elements": "str", "default": []},
     "full_routes": {"type": "bool", "default": False},
     "pools": {"type": "list", "elements": "str", "default": []},
+    "probe_targets": {"type": "list", "elements": "dict", "default": [], "options": {
+        "host": {"type": "str", "required": True},
+        "ip": {"type": "str", "required": True},
+        "overlay": {"type": "str"}}},
+    "probe_options": {"type": "dict", "default": {}, "options": {
+        "count": {"type": "int"}, "interval": {"type": "float"}, "timeout": {"type": "float"},
+        "deadline": {"type": "float"}, "tcp_port": {"type": "int"}, "max_pods": {"type": "int"},
+        "df_size": {"type": "int"}}},
     "bird_socket": {"type": "path", "default": _bird.DEFAULT_SOCKET},
     "kernel_modules": {"type": "list", "elements": "dict", "default": [], "options": {
         "names": {"type": "list", "elements": "str", "required": True},

@@ -128,6 +128,12 @@ options:
       - Refuse to act (before any change) when the plan deletes more routes than this, which is what a map missing
         nodes would do. Default - 10% of the node's routes owned by O(protocols), and at least 50.
     type: int
+  workload_routes:
+    description:
+      - Restore the /32 route of each C(cali*) veth that lost it (pod IP from its neighbour entry; WL001). VXLAN peers'
+        neighbour and FDB entries (VX001) are always restored from the map.
+    type: bool
+    default: true
   force:
     description:
       - Act even when the plan deletes more than O(max_deletes) routes.
@@ -388,7 +394,13 @@ class RouteRepair:
         with _netlink.Netlink() as nl:
             snap = nl.snapshot()
             now = self._time("read", now)
-            drift = _contract.route_drift(snap["routes"], expected, host)
+            drift = _contract.route_drift(snap["routes"], expected, host, neighbours=snap["neighbours"],
+                                          fdb=snap["fdb"])
+            # Issue 12: the VXLAN peers' neighbour/FDB entries and the local workloads' /32 routes, as Felix
+            # programs them.
+            l2 = drift.get("l2_actions") or {"neighbour": [], "fdb": []}
+            workloads = (_contract.workload_routes(_contract.workload_state(snap))
+                         if params["workload_routes"] else [])
             actions, skipped, replaced = _routes.plan(
                 drift, snap["routes"], snap["links"], protocols=protocols, touch_foreign=params["touch_foreign"],
                 fix_next_hops=params["fix_next_hops"], add_missing=params["add_missing"],
@@ -402,7 +414,9 @@ class RouteRepair:
                     self.fail(f"source_routes: {exc}")
         limit = _routes.max_deletes(snap["routes"], protocols, params["max_deletes"])
         result.update(drift=drift, actions=actions, skipped_actions=skipped, source_routes=source, max_deletes=limit,
-                      changed=any(actions.values()) or bool(source and source["networks"]))
+                      l2_actions=l2, workload_routes=workloads,
+                      changed=(any(actions.values()) or bool(source and source["networks"]) or any(l2.values())
+                               or bool(workloads)))
         if self.module._diff:
             result["diff"] = _routes.diff(actions, replaced, source)
         blocked = [m for m in (_routes.delete_limit_error(actions, limit, params["force"]),
@@ -453,6 +467,21 @@ class RouteRepair:
                     nl.route_write(net["action"], net["route"])
                 except OSError as exc:
                     errors.append(f"{net['action']} {route_text(net['route'])}: {exc}")
+            for entry in result["l2_actions"].get("neighbour") or ():
+                try:
+                    nl.neigh_write("replace", entry)
+                except OSError as exc:
+                    errors.append(f"neighbour {entry['dst']} lladdr {entry['lladdr']}: {exc}")
+            for entry in result["l2_actions"].get("fdb") or ():
+                try:
+                    nl.fdb_write("replace", entry)
+                except OSError as exc:
+                    errors.append(f"fdb {entry['lladdr']} dst {entry['dst']}: {exc}")
+            for route in result["workload_routes"]:
+                try:
+                    nl.route_write("replace", route)
+                except OSError as exc:
+                    errors.append(f"workload route {route_text(route)}: {exc}")
         now = self._time("apply", start)
 
         with _netlink.Netlink() as nl:
@@ -472,7 +501,13 @@ class RouteRepair:
                     if not net["verified"]:
                         failed.append({"action": net["action"], "route": net["route"],
                                        "now": "; ".join(net["after"])})
-        residual = _contract.route_drift(routes, self.expected, result["host"])
+        residual = _contract.route_drift(routes, self.expected, result["host"], neighbours=snap["neighbours"],
+                                         fdb=snap["fdb"])
+        failed += [{"action": "restore", "route": {"dst": item["dst"], "dev": "vxlan.calico"}, "now": item["kind"]}
+                   for item in residual["drift"] if item["kind"] in _contract.L2_KINDS]
+        left = {w["dst"] for w in _contract.workload_routes(_contract.workload_state(snap))}
+        failed += [{"action": "add", "route": r, "now": "missing"}
+                   for r in result["workload_routes"] if r["dst"] in left]
         result.update(verified=not failed and not errors, residual_drift=residual["drift"])
         self._time("verify", now)
         if errors:
@@ -499,6 +534,7 @@ def build_module():
             "allow_default_route": {"type": "bool", "default": False},
             "max_deletes": {"type": "int"},
             "force": {"type": "bool", "default": False},
+            "workload_routes": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )

@@ -11,8 +11,8 @@ short_description: Turn VXLAN checksum offload off on vxlan.calico now, as Felix
 version_added: 0.1.0
 description:
   - Where the kernel or the NIC's driver computes the inner checksums of VXLAN packets wrongly or slowly, pods can ping
-    each other but TCP stalls or crawls (the catalogue's OFF001; Calico issues 3145, 9433, 11435). Felix turns the offload
-    off itself only on kernels up to 5.7, or with FelixConfiguration C(featureDetectOverride)
+    each other but TCP stalls or crawls (the catalogue's OFF001; Calico issues 3145, 9433, 11435). Felix turns the
+    offload off itself only on kernels up to 5.7, or with FelixConfiguration C(featureDetectOverride)
     C(ChecksumOffloadBroken=true).
   - The module reads the device's feature bits through ethtool's netlink interface (what C(ethtool -k) shows) and, with
     O(tx_checksum=off), asks the kernel to turn every C(tx-checksum-*) bit that is on off (what C(ethtool -K DEVICE tx

@@ -28,16 +28,15 @@ from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import
 from ansible_collections.netdoctor.calico.plugins.module_utils._contract import (
     REGISTERED_SOURCES,
     ROUTE_SHAPE,
-    DigestBook,
     address_text,
     calico_node_env,
     calico_running,
-    digest_drift,
     expected_map,
     route_drift,
 )
 from ansible_collections.netdoctor.calico.plugins.module_utils._datastore import check_view
-from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules, _identity
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _datastore_rules, _identity, _probes
+from ansible_collections.netdoctor.calico.plugins.plugin_utils._digest_book import DigestBook, digest_drift
 
 # The JUnit report has one testcase per check per host.
 CHECKS = tuple(_catalogue.CATALOGUE)
@@ -127,7 +126,9 @@ def fleet_findings(facts_by_host, expected, drift_by_host=None, unreachable=None
     # A node-local rule already said it: keep the node's finding, drop the fleet's repeat.
     said = {(f.get("id"), f.get("host"), f.get("peer")) for f in local}
     out += local + [f for f in derived if (f["id"], f["host"], f.get("peer")) not in said]
-    return sort_findings(correlate(_identity.fleet_rules(out, fleet), fleet, drift_by_host))
+    out = _identity.fleet_rules(out, fleet)
+    out += _probes.probe_findings(_probes.matrix(facts_by_host), out)
+    return sort_findings(correlate(out, fleet, drift_by_host))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +160,11 @@ def _cause_of(finding, fleet, findings_by_key, wrong, bird_added):
     """
     fid, host, peer = finding.get("id"), finding.get("host"), finding.get("peer")
     evidence = finding.get("evidence") or {}
+    if fid in ("BGP001", "PROBE001"):
+        for side in (peer, host):
+            cause = findings_by_key.get(("BIRD001", side)) if side else None
+            if cause is not None and cause is not finding:
+                return cause, f"BIRD is not running on {side}, so no BGP session with it can be up"
     if fid == "BGP001" and host in wrong:
         cause = findings_by_key.get(("AD001", host))
         why = f"{host}'s BIRD peers from its wrong registered IP {wrong[host]['registered']}"
@@ -224,23 +230,11 @@ def correlate(findings, fleet, drift_by_host=None):
             continue
         cause, why = root(f)
         consequences.setdefault(id(cause), []).append(f)
-        out.append({**f, "severity": "info",
-                    "summary": f"{f['summary']} (a consequence of {cause['id']} on {cause['host']})",
-                    "evidence": {**(f.get("evidence") or {}), "severity_alone": f.get("severity"),
-                                 "caused_by": {"id": cause["id"], "host": cause["host"], "peer": cause.get("peer"),
-                                               "summary": cause["summary"], "why": why}},
-                    "remedy": f"Fix {cause['id']} on {cause['host']} first ({why}); this follows from it. "
-                              f"{f.get('remedy') or ''}".strip()})
+        out.append(_catalogue.as_consequence(f, cause, why))
     for i, f in enumerate(out):
         mine = consequences.get(id(f))
-        if not mine:
-            continue
-        worst = worst_severity([f, *mine])
-        out[i] = {**f, "severity": worst,
-                  "evidence": {**(f.get("evidence") or {}), "consequence_count": len(mine),
-                               "consequences": limited(
-                                   f"{c['id']} {c['host']}{' -> ' + c['peer'] if c.get('peer') else ''}: "
-                                   f"{c['summary']}" for c in mine)}}
+        if mine:
+            out[i] = _catalogue.with_consequences(f, mine)
     return out
 
 
@@ -269,15 +263,20 @@ def collect_drift(facts_by_host, expected, drift_by_host=None):
     """host -> route_drift result: the ones the nodes sent, else computed here for the hosts
     whose fact carries the full remote block routes (small fleets, tests), else a clean result
     for the hosts whose route digest matches the map (the healthy case: one round trip)."""
-    out, book = dict(drift_by_host or {}), None
+    out, books = dict(drift_by_host or {}), {}
     for host, fact in facts_by_host.items():
         if out.get(host) is None and isinstance(fact, dict):
             routes = _full_routes(fact)
             if routes is not None:
-                out[host] = {**route_drift(routes, expected, host), "by": "controller"}
+                vxlan = (fact.get("calico") or {}).get("vxlan") or {}
+                l2 = ({"neighbours": vxlan.get("neighbours") or [], "fdb": vxlan.get("fdb") or []}
+                      if "neighbours" in vxlan else {})
+                out[host] = {**route_drift(routes, expected, host, **l2), "by": "controller"}
             elif fact.get("route_digest"):
-                book = book or DigestBook(expected)
-                out[host] = digest_drift(book, expected, host, fact)
+                l2 = bool(fact["route_digest"].get("l2"))
+                if l2 not in books:
+                    books[l2] = DigestBook(expected, l2=l2)
+                out[host] = digest_drift(books[l2], expected, host, fact)
     return {h: d for h, d in out.items() if d is not None}
 
 
@@ -321,6 +320,9 @@ def host_summaries(facts_by_host, expected, findings, drift_by_host=None, unreac
                         "by": drift.get("by") or "node"} if drift else None),
             "bgp": {"peers": len(peers), "established": sum(1 for p in peers if _established(p))},
         }
+        row = _probes.matrix({host: fact}).get(host) if isinstance(fact, dict) else None
+        if row is not None:
+            out[host]["probes"] = row   # _report.build_report moves it to report["probes"]
     return out
 
 
@@ -569,6 +571,11 @@ _ROUTE_RULES = {
     "shadow": ("RT001", "warning"),
     "missing": ("RT002", "critical"),
     "orphan": ("RT002", "warning"),
+    # VXLAN L2 state per peer (issue 12): the route is right, the packets still go nowhere.
+    "neighbour_missing": ("VX001", "critical"),
+    "neighbour_wrong": ("VX001", "critical"),
+    "fdb_missing": ("VX001", "critical"),
+    "fdb_wrong": ("VX001", "critical"),
 }
 
 
@@ -596,12 +603,51 @@ def _route_findings(host, drift, fleet):
         key = item.get("owner") or (item.get("have") or {}).get("gateway")
         by_kind.setdefault(item["kind"], {}).setdefault(key, []).append(item)
     out = []
+    l2 = {}
     for kind, groups in sorted(by_kind.items()):
+        if kind in _PATH_L2_KINDS:
+            for owner, batch in groups.items():
+                l2.setdefault(owner, []).extend(batch)
+            continue
         batches = list(groups.values())
         if len(batches) > EVIDENCE_LIMIT:
             batches = [[item for batch in batches for item in batch]]
         out += [_route_finding(host, kind, batch, fleet, targets) for batch in batches]
+    out += [_l2_finding(host, owner, items) for owner, items in sorted(l2.items(), key=lambda i: str(i[0]))]
     return out
+
+
+_PATH_L2_KINDS = ("neighbour_missing", "neighbour_wrong", "fdb_missing", "fdb_wrong")
+
+
+def _l2_finding(host, owner, items):
+    """VX001: a VXLAN peer's permanent neighbour or FDB entry on vxlan.calico missing or wrong."""
+    want = items[0]["want"]
+    kinds = sorted({i["kind"] for i in items})
+    what = []
+    for item in items:
+        have = item.get("have") or {}
+        if item["kind"] == "neighbour_missing":
+            what.append(f"no neighbour entry for {owner}'s VTEP {want['vtep']}")
+        elif item["kind"] == "neighbour_wrong":
+            what.append(f"the neighbour entry for {want['vtep']} is {have.get('lladdr')} ({have.get('state')}), "
+                        f"not {want['lladdr']} permanent")
+        elif item["kind"] == "fdb_missing":
+            what.append(f"no FDB entry for {want['lladdr']} (dst {want['dst']})")
+        else:
+            what.append(f"the FDB entry for {want['lladdr']} points at {', '.join(have.get('dst') or [])}, "
+                        f"not {want['dst']}")
+    commands = (f"`ip neigh replace {want['vtep']} lladdr {want['lladdr']} dev vxlan.calico nud permanent`; "
+                f"`bridge fdb replace {want['lladdr']} dev vxlan.calico dst {want['dst']} self permanent`")
+    return _catalogue.finding(
+        "VX001", "critical", host,
+        f"{host} cannot reach {owner}'s pods over VXLAN: {'; '.join(what)}",
+        {"kind": "l2", "kinds": kinds, "owner": owner, "vtep": want["vtep"], "vtep_mac": want["lladdr"],
+         "node_ip": want["dst"], "have": limited([{"kind": i["kind"], **(i.get("have") or {})} for i in items])},
+        f"Felix programs one permanent neighbour and one FDB entry per remote VTEP; something removed or changed "
+        f"them on {host} (a script flushing neighbours, NetworkManager, a VTEP MAC that changed without Felix "
+        f"noticing). Restore them: {commands} (netdoctor.calico.calico_routes does it), then look at Felix's log "
+        "for why it has not.", peer=owner)
 
 
 def _digest_differs(host, fleet):

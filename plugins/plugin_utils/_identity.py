@@ -20,7 +20,11 @@ BGP001 findings a router id clash or a foreign speaker explains folded into it (
 from __future__ import annotations
 
 from ansible_collections.netdoctor.calico.plugins.module_utils import _catalogue
-from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import limited, worst_severity
+from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import (
+    as_consequence,
+    limited,
+    with_consequences,
+)
 from ansible_collections.netdoctor.calico.plugins.module_utils._contract import calico_node_env
 
 # field -> (what, severity, remedy); the value read by _FIELDS' getter.
@@ -199,22 +203,9 @@ def _fold(findings, cause, consequences, why):
     out = []
     for f in findings:
         if id(f) in ids:
-            out.append({**f, "severity": "info",
-                        "summary": f"{f['summary']} (a consequence of {cause['id']} on {cause['host']})",
-                        "evidence": {**(f.get("evidence") or {}), "severity_alone": f.get("severity"),
-                                     "caused_by": {"id": cause["id"], "host": cause["host"], "peer": cause.get("peer"),
-                                                   "summary": cause["summary"], "why": why}},
-                        "remedy": f"Fix {cause['id']} on {cause['host']} first ({why}); this follows from it. "
-                                  f"{f.get('remedy') or ''}".strip()})
+            out.append(as_consequence(f, cause, why))
         elif f is cause:
-            mine = [c for c in findings if id(c) in ids]
-            evidence = f.get("evidence") or {}
-            earlier = evidence.get("consequences") or []
-            out.append({**f, "severity": worst_severity([f, *mine]),
-                        "evidence": {**evidence, "consequence_count": evidence.get("consequence_count", 0) + len(mine),
-                                     "consequences": limited([*earlier, *(
-                                         f"{c['id']} {c['host']}{' -> ' + c['peer'] if c.get('peer') else ''}: "
-                                         f"{c['summary']}" for c in mine)])}})
+            out.append(with_consequences(f, [c for c in findings if id(c) in ids]))
         else:
             out.append(f)
     return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ansible_collections.netdoctor.calico.plugins.module_utils._calico_view import route_text
 from ansible_collections.netdoctor.calico.plugins.module_utils._catalogue import at_or_above, failing
-from ansible_collections.netdoctor.calico.plugins.plugin_utils import _report
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import _probes, _report
 
 # The audit reports repair.json names, in the order repair.md lists them.
 REPORTS = ("before", "after_autodetection", "after")
@@ -46,6 +46,12 @@ NOT_REPAIRED = {
     "DS001": "the datastore is not changed by the repair",
     "DS002": "the datastore is not changed by the repair",
     "DS003": "the datastore is not changed by the repair",
+    "PBR001": ("a policy-routing rule and its table are not Calico's: the repair does not delete rules another tool "
+               "owns (a VPN, a cloud agent) - remove or narrow it by hand"),
+    "MTU003": ("the underlay NIC's MTU is the host's network configuration and the pods' MTU is Felix's: the repair "
+               "changes neither (restore the NIC's MTU, or lower the pods' and re-create them)"),
+    "BIRD001": "BIRD runs inside calico-node: the repair does not restart Calico (restart calico-node on the node)",
+    "PROBE001": "no finding names what drops these packets, so there is nothing the repair could change",
 }
 
 
@@ -109,6 +115,8 @@ def step_of(finding, mode=None):
         if kind == "mtu":
             return None, NOT_REPAIRED["MTU001"]
         return None, "not a sysctl the repair sets"
+    if fid in ("WL001", "VX001"):
+        return "routes", None
     if fid in ("RT001", "RT002"):
         if kind == "shadow":
             return None, "a non-Calico route inside a block is reported, never deleted"
@@ -331,12 +339,15 @@ def document(before, after, the_plan, *, generated, changes=None, probes=None, c
     new = [f for k, f in after_keys.items() if k not in before_keys]
 
     remaining = failing((after or {}).get("findings") or (), fail_on)
+    # Verdicts rest on packets (issue 12): ok only when the probe matrix after the repair is clean.
+    matrix = (after or {}).get("probes")
+    probe_failures = _probes.failing_pairs(matrix) if isinstance(matrix, dict) else []
     if check_mode:
         verdict = "check"
     elif after is None:
         verdict = "unverified"
     else:
-        verdict = "failed" if remaining else "ok"
+        verdict = "failed" if remaining or probe_failures else "ok"
     for row in rows:
         refused = [r for r in ((raw_changes.get(row["host"]) or {}).get("routes") or {}).get("skipped_actions") or ()
                    if "touch_foreign" in str(r.get("reason"))]
@@ -378,7 +389,21 @@ def document(before, after, the_plan, *, generated, changes=None, probes=None, c
                       for f in remaining],
         "changes": changes,
         "probes": probes,
+        "probe_matrix": {"measured": isinstance(matrix, dict) and bool(matrix),
+                         "pairs": sum(len(row) for row in (matrix or {}).values()) if isinstance(matrix, dict) else 0,
+                         "failing": [{"src": src, "dst": dst, **_probe_cell(matrix[src][dst])}
+                                     for src, dst in probe_failures]},
     }
+
+
+def _probe_cell(cell):
+    return {"loss": cell.get("loss"), "tcp": cell.get("tcp"), "df_ok": cell.get("df_ok"),
+            "dst_address": cell.get("dst"), "failed_via": cell.get("failed_via") or []}
+
+
+def _probe_pair_text(pair):
+    what = "no reply" if pair.get("loss") == 1 or pair.get("failed_via") else "the DF packet at the MTU was lost"
+    return f"{pair['src']} -> {pair['dst']} ({pair.get('dst_address')}): {what}"
 
 
 def _probe_of(finding, probes):
@@ -392,8 +417,14 @@ def _probe_of(finding, probes):
 def report_result(doc, paths):
     """What the repair_plan action returns in report mode: the verdict, the findings that fail it,
     the files written, the console summary and how many findings the repair fixed."""
-    return {"verdict": doc["verdict"], "failing": doc["remaining"], "paths": paths, "lines": summary_lines(doc),
-            "fixed": doc["summary"]["fixed"]}
+    pairs = (doc.get("probe_matrix") or {}).get("failing") or []
+    probe_rows = [{"id": "PROBES", "severity": "critical", "host": p["src"], "peer": p["dst"],
+                   "summary": f"packets still do not flow: {_probe_pair_text(p)}"} for p in pairs]
+    out = {"verdict": doc["verdict"], "failing": doc["remaining"] + probe_rows, "paths": paths,
+           "lines": summary_lines(doc), "fixed": doc["summary"]["fixed"]}
+    if pairs:
+        out["probe_failures"] = [[p["src"], p["dst"]] for p in pairs]
+    return out
 
 
 def describe(raw, check_mode):
@@ -434,6 +465,11 @@ def describe(raw, check_mode):
         lines.append(f"host firewall: TCP/179 with the fleet's Calico IPs accepted in front of {', '.join(chains)} "
                      f"(BGP001; it dropped it: {'; '.join(drops[:3]) or 'the chain policy'}); not persistent - make "
                      "it permanent in the firewall's own configuration")
+    managers = raw.get("host_managers") or {}
+    if managers.get("changed"):
+        lines += [f"host network managers (NET001): {change}" for change in managers.get("changes") or ()]
+        if managers.get("networkd_restart_needed"):
+            lines.append("systemd-networkd reads its new drop-in at its next start (not restarted here)")
     routes = raw.get("routes") or {}
     actions = routes.get("actions") or {}
     for verb, word in (("replace", "replaced"), ("add", "added"), ("delete", "deleted")):
@@ -486,14 +522,23 @@ def summary_lines(doc):
         if f.get("probe"):
             text += f" - {probe_text(f['probe'])}"
         lines.append(text)
+    matrix = doc.get("probe_matrix") or {}
+    for pair in matrix.get("failing") or ():
+        lines.append(f"PROBES FAIL {_probe_pair_text(pair)}")
+    if not check and matrix.get("measured") and not matrix.get("failing"):
+        lines.append(f"probe matrix after the repair: all {matrix.get('pairs')} probed pair(s) pass")
     return lines
 
 
 def markdown(doc):
     out = ["# Calico repair", ""]
+    failing_pairs = (doc.get("probe_matrix") or {}).get("failing") or []
     verdict = {"ok": "**verified** - the audit after the repair finds nothing at or above "
-                     f"`{doc['fail_on']}`",
-               "failed": f"**not clean** - {len(doc['remaining'])} finding(s) at or above `{doc['fail_on']}` remain",
+                     f"`{doc['fail_on']}`" + (" and every probed pair passes"
+                                               if (doc.get("probe_matrix") or {}).get("measured") else ""),
+               "failed": f"**not clean** - {len(doc['remaining'])} finding(s) at or above `{doc['fail_on']}` remain"
+                         + (f", {len(failing_pairs)} probed pair(s) still fail: "
+                            + "; ".join(_probe_pair_text(p) for p in failing_pairs[:5]) if failing_pairs else ""),
                "check": "**check mode** - nothing was changed; below is what the repair would do",
                "unverified": "**unverified** - the audit after the repair did not run"}[doc["verdict"]]
     out += [verdict, ""]

@@ -108,7 +108,7 @@ def route_skips(result):
 
 def node_changes(results, sysctl_file):
     """What the per-node steps did on one node, for repair_plan's ``changes``: ``results`` maps nm,
-    nm_overrides, source_routes, sysctl (``sysctl_changes``), proxy_arp, bgp_firewall and routes to
+    nm_overrides, source_routes, sysctl (``sysctl_changes``), proxy_arp, bgp_firewall, routes and host_managers to
     what those steps registered (missing: the step did not run)."""
     results = _dict(results)
     nm = _dict(results.get("nm"))
@@ -123,6 +123,8 @@ def node_changes(results, sysctl_file):
         "proxy_arp": list(results.get("proxy_arp") or ()),
         "bgp_firewall": _pick(results.get("bgp_firewall"), ("changed", "actions", "blocking")),
         "routes": _pick(results.get("routes"), ("changed", "actions", "skipped_actions")),
+        "host_managers": _pick(results.get("host_managers"), ("changed", "changes", "backup_files",
+                                                               "networkd_restart_needed")),
     }
 
 

@@ -75,6 +75,9 @@ def build_report(maps, findings, hosts, generated):
     ``findings`` and ``hosts`` (per-node summaries, ``_fleet.host_summaries``) each carrying their
     ``cluster`` (``_fleet.audit_fleet``); ``generated``: an ISO 8601 timestamp. The summary is the
     fleet's roll-up; ``clusters`` holds each cluster's own summary and map."""
+    # The probe matrix travels in the host lines (_fleet.host_summaries); the report keeps it apart.
+    probes = {h: line["probes"] for h, line in hosts.items() if isinstance(line.get("probes"), dict)}
+    hosts = {h: {k: v for k, v in line.items() if k != "probes"} for h, line in hosts.items()}
     clusters = {}
     for name, expected in sorted(maps.items()):
         mine = {h: line for h, line in hosts.items() if line.get("cluster") == name}
@@ -82,7 +85,7 @@ def build_report(maps, findings, hosts, generated):
                                                expected.get("mode")),
                           "expected_map": compact_map(expected)}
     modes = {c["summary"]["mode"] for c in clusters.values()}
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "generated": generated,
         "summary": {**summarize(findings, hosts, modes.pop() if len(modes) == 1 else None),
@@ -91,6 +94,9 @@ def build_report(maps, findings, hosts, generated):
         "hosts": hosts,
         "findings": findings,
     }
+    if probes:
+        report["probes"] = probes
+    return report
 
 
 def render_json(report):

@@ -23,6 +23,20 @@ NODE_PYTHON = REPO / ".venv-pyroute2-0.7.2" / "bin" / "python"
 pytestmark = pytest.mark.lab
 
 
+@pytest.fixture
+def labs(lab_factory):
+    """lab_factory whose labs are downed when the test ends: the machine has three lab slots."""
+    made = []
+
+    def make(name, **kwargs):
+        made.append(lab_factory(name, **kwargs))
+        return made[-1]
+
+    yield make
+    for lab in made:
+        lab.down()
+
+
 def lab_hosts(lab, rename, **extra):
     """The lab's hosts under new inventory names, each with the lab's group vars as host vars."""
     inv = yaml.safe_load(Path(lab.inventory()).read_text())
@@ -49,22 +63,19 @@ def junit_suites(out_dir):
     return {s.get("name") for s in root.iter("testsuite")}
 
 
-def test_inventory_aliases_are_the_identity_everywhere(lab_factory, tmp_path):
-    lab = lab_factory("rfal", mode="ipip", nodes=3)
+def test_inventory_aliases_are_the_identity_everywhere(labs, tmp_path):
+    lab = labs("rfal", mode="ipip", nodes=3)
     hosts = lab_hosts(lab, lambda n: f"{n}.example.com")
     inventory = write_inventory(tmp_path / "aliases.yml", hosts)
-    # node3 now reports node2's hostname: evidence, never its identity.
-    lab.exec("node3", "hostname", "node2")
     lab.fault("no-ip-forward", node="node2")
     res = playbook("audit", inventory, tmp_path / "before", "-e", "audit_fail_on=never")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     report = read_report(tmp_path / "before")
     assert sorted(report["hosts"]) == sorted(hosts)
     assert {f["host"] for f in report["findings"]} <= set(hosts)
-    assert [(f["id"], f["host"]) for f in serious(report)] == [("SYS001", "node2.example.com")]
-    assert report["hosts"]["node3.example.com"]["hostname"] == "node2"
-    assert [(f["id"], f["host"], f["severity"]) for f in report["findings"] if f["id"] == "HOST001"] == [
-        ("HOST001", "node3.example.com", "info")]
+    found = [(f["id"], f["host"]) for f in serious(report)]
+    assert found == [("SYS001", "node2.example.com")], found
+    assert report["hosts"]["node2.example.com"]["hostname"] == "node2"
     assert junit_suites(tmp_path / "before") == set(hosts)
 
     res = playbook("repair", inventory, tmp_path / "repair")
@@ -74,10 +85,23 @@ def test_inventory_aliases_are_the_identity_everywhere(lab_factory, tmp_path):
     assert res.returncode == 0, res.stdout[-3000:]
     assert serious(read_report(tmp_path / "after")) == []
 
+    # node3 now reports node2's hostname: a clash named on both inventory names, never a new identity.
+    lab.exec("node3", "hostname", "node2")
+    res = playbook("audit", inventory, tmp_path / "clash", "-e", "audit_fail_on=never")
+    assert res.returncode == 0, res.stdout[-3000:]
+    report = read_report(tmp_path / "clash")
+    assert {f["host"] for f in report["findings"]} <= set(hosts)
+    assert sorted(report["hosts"]) == sorted(hosts) and report["hosts"]["node3.example.com"]["hostname"] == "node2"
+    clash = sorted((f["id"], f["host"]) for f in serious(report))
+    assert clash == [("DUP002", "node2.example.com"), ("DUP002", "node3.example.com")], clash
+    assert [(f["host"], f["severity"]) for f in report["findings"] if f["id"] == "HOST001"] == [
+        ("node3.example.com", "info")]
+    assert junit_suites(tmp_path / "clash") == set(hosts)
 
-def test_two_clusters_in_one_inventory_are_audited_apart(lab_factory, tmp_path):
-    one = lab_factory("rfc1", mode="ipip", nodes=3)
-    two = lab_factory("rfc2", mode="vxlan", nodes=3)
+
+def test_two_clusters_in_one_inventory_are_audited_apart(labs, tmp_path):
+    one = labs("rfc1", mode="ipip", nodes=3)
+    two = labs("rfc2", mode="vxlan", nodes=3)
     hosts = {**lab_hosts(one, lambda n: f"east-{n}", calico_cluster="east"),
              **lab_hosts(two, lambda n: f"west-{n}", calico_cluster="west")}
     inventory = write_inventory(tmp_path / "two.yml", hosts)
@@ -116,8 +140,8 @@ def test_a_fleet_where_no_node_answers_fails(tmp_path):
     assert report["summary"]["audited"] == 0 and sorted(report["summary"]["unreachable"]) == ["ghost1", "ghost2"]
 
 
-def test_three_audits_at_once_while_networkmanager_version_runs(lab_factory, tmp_path):
-    lab = lab_factory("rfcc", mode="bgp", nodes=3, nm=True)
+def test_three_audits_at_once_while_networkmanager_version_runs(labs, tmp_path):
+    lab = labs("rfcc", mode="bgp", nodes=3, nm=True)
     stop = tmp_path / "stop"
     # A busy loop of transient `NetworkManager --version` processes on node2, bounded in time.
     looper = subprocess.Popen(
@@ -143,12 +167,12 @@ def test_three_audits_at_once_while_networkmanager_version_runs(lab_factory, tmp
         assert not [f for f in report["findings"] if f["id"] == "NM001"]
 
 
-def test_nodes_with_debian_pyroute2_0_7_2(lab_factory, tmp_path):
+def test_nodes_with_debian_pyroute2_0_7_2(labs, tmp_path):
     assert NODE_PYTHON.exists(), "make install creates .venv-pyroute2-0.7.2"
     version = subprocess.run([str(NODE_PYTHON), "-c", "from importlib.metadata import version; "
                               "print(version('pyroute2'))"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "0.7.2"
-    lab = lab_factory("rfpy", mode="vxlan", nodes=3)
+    lab = labs("rfpy", mode="vxlan", nodes=3)
     res = run_audit(lab, tmp_path / "out", "-e", "audit_fail_on=warning",
                     "-e", f"ansible_python_interpreter={NODE_PYTHON}")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]

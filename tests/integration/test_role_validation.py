@@ -41,7 +41,8 @@ SRC_DST = {"src": "198.18.1.2", "dst": "198.18.2.2"}
 CASES = {
     # issue 11.3: a group that matches no host must not pass a CI gate
     "audit-no-such-group": Case("audit", {"audit_hosts": "nosuchgroup", "audit_fail_on": "info"},
-                                r"audit_hosts=nosuchgroup matches no host of the inventory, so nothing would be looked at"),
+                                r"audit_hosts=nosuchgroup matches no host of the inventory, so nothing would be "
+                                r"looked at"),
     "audit-limit-excludes-all": Case("audit", {}, r"audit_hosts=calico_nodes matches 2 host\(s\), but none of them is "
                                      r"within --limit", args=("--limit", "bystander")),
     "audit-fail-on": Case("audit", {"audit_fail_on": "bogus"},
@@ -54,7 +55,8 @@ CASES = {
     "repair-fail-on": Case("repair", {"repair_fail_on": "bogus"},
                            r"value of repair_fail_on must be one of: critical, warning, info, never, got: bogus"),
     "repair-touch-foreign": Case("repair", {"repair_touch_foreign": "maybe"},
-                                 r"argument 'repair_touch_foreign' is of type str and we were unable to convert to bool"),
+                                 r"argument 'repair_touch_foreign' is of type str and we were unable to convert to "
+                                 r"bool"),
     "repair-intended-ip": Case("repair", {}, r"nothing was changed: node2: calico_intended_ip is 'not-an-ip', not an "
                                r"IPv4 address", host_vars={"node2": {"calico_intended_ip": "not-an-ip"}}),
     "repair-method-newline": Case("repair", {"repair_autodetection_method": "interface=eth0\nskip-interface=eth1"},

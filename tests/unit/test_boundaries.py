@@ -75,3 +75,19 @@ def test_optional_libraries_must_be_guarded(tmp_path):
     guarded.write_text("try:\n    import yaml\nexcept ImportError:\n    yaml = None\n")
     assert [allowed_on_a_node(n, g) for n, g in imports(bare)] == [False]
     assert [allowed_on_a_node(n, g) for n, g in imports(guarded)] == [True]
+
+
+# Python 3.9+ spellings vermin cannot see on a value whose type it does not know.
+NEWER_METHODS = {"removeprefix": "3.9", "removesuffix": "3.9", "bit_count": "3.10", "is_relative_to": "3.9"}
+
+
+@pytest.mark.parametrize("path", NODE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_node_code_calls_no_method_newer_than_python_3_8(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = sorted({f"{node.attr} (Python {NEWER_METHODS[node.attr]})" for node in ast.walk(tree)
+                    if isinstance(node, ast.Attribute) and node.attr in NEWER_METHODS})
+    found += sorted({"zip(strict=) (Python 3.10)" for node in ast.walk(tree)
+                     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "zip"
+                     and any(k.arg == "strict" for k in node.keywords)})
+    assert found == [], f"{path.relative_to(ROOT)} needs a newer Python than the nodes have: {found}"
+

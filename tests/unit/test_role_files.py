@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.netdoctor.calico.plugins.filter import audit, autodetection, hosts, inputs, preflight, repair, trace
+from ansible_collections.netdoctor.calico.plugins.filter import (
+    audit,
+    autodetection,
+    hosts,
+    inputs,
+    preflight,
+    repair,
+    trace,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_FILES = sorted(p for top in ("roles", "playbooks") for p in (ROOT / top).rglob("*")

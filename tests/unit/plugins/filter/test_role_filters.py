@@ -8,7 +8,14 @@ from collections.abc import Mapping
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.netdoctor.calico.plugins.filter import audit, hosts, inputs, preflight, repair
-from ansible_collections.netdoctor.calico.plugins.plugin_utils import _audit_role, _hosts, _inputs, _preflight_role, _repair_role
+from ansible_collections.netdoctor.calico.plugins.plugin_utils import (
+    _audit_role,
+    _hosts,
+    _inputs,
+    _preflight_role,
+    _probes,
+    _repair_role,
+)
 
 FILTERS = {}
 for _module in (hosts, inputs, audit, preflight, repair):
@@ -42,6 +49,7 @@ EXPECTED = {
     "peer_ips": _audit_role.peer_ips, "task_failures": _audit_role.task_failures,
     "drift_by_host": _audit_role.drift_by_host, "audit_summary": _audit_role.summary_lines,
     "audit_failure": _audit_role.failure,
+    "probe_targets": _probes.probe_targets,
     "autodetection_replay": _preflight_role.autodetection_replay,
     "autodetection_misses": _preflight_role.autodetection_misses,
     "autodetection_failure": _preflight_role.autodetection_failure, "mtu_check": _preflight_role.mtu_check,
@@ -82,7 +90,8 @@ def test_hostvars_as_ansible_passes_them():
     ("host_values", ("node1", HOSTVARS, "x"), r"^host_values: _input must be a list, got str$"),
     ("intended_ips", (["node1"], ["not", "hostvars"], "x"), r"^intended_ips: hostvars must be a dict, got list$"),
     ("peer_groups", (["192.0.2.1"], 100), r"^peer_groups: _input must be a dict, got list$"),
-    ("peer_groups", ({"a": "not-an-ip"}, 0), r"^peer_groups: 'not-an-ip' does not appear to be an IPv4 or IPv6 address$"),
+    ("peer_groups", ({"a": "not-an-ip"}, 0),
+     r"^peer_groups: 'not-an-ip' does not appear to be an IPv4 or IPv6 address$"),
     ("route_check_hosts", ("sometimes", {}, []), r"^route_check_hosts: audit_route_check must be one of"),
     ("rp_filter_plan", ({}, "strict"), r"^rp_filter_plan: rp_filter must be one of loose, off, keep, not 'strict'$"),
     ("mtu_check", ({}, "gre", 0, "192.0.2.1"), r"^mtu_check: encapsulation must be one of"),

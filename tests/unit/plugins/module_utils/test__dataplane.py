@@ -558,3 +558,22 @@ def test_dataplane_facts_assembles_without_a_kernel(monkeypatch, tmp_path):
     assert programming["backend"] == "nftables" and programming["workloads_missing_count"] == 0
     assert out["overlay_firewall"]["reason"] == "no host firewall in front of the overlay"
     assert out["mtu_file"]["value"] == 1450
+
+
+def test_felix_programming_follows_the_mode_not_the_device_kind():
+    chains, _rules = recorded_nft()
+    summary = {"chains": chains, "sets": dp.decode_sets(chunks(REC["nftables"]["sets"]))}
+    workloads = [{"interface": "cali1a2b3c4d5e6", "ip": "198.18.1.2"},
+                 {"interface": "cali9f8e7d6c5b4", "ip": "198.18.1.3"}]
+    vxlan = dp.felix_programming(summary, [], workloads, {"mode": "vxlan", "vxlan": {"device": "vxlan.calico"}})
+    assert (vxlan["backend"], vxlan["sets_wanted"], vxlan["sets_missing"]) == ("nftables", ["cali40all-vxlan-net"], [])
+    assert vxlan["workloads_missing_chains"] == [{"interface": "cali9f8e7d6c5b4", "ip": "198.18.1.3", "missing": [
+        "cali-tw-cali9f8e7d6c5b4", "cali-fw-cali9f8e7d6c5b4"]}]
+    # IPIP mode (whatever tunl0's kind: the lab's is VXLAN-shaped): the hosts set, here an ipset
+    ipip = dp.felix_programming(summary, ["cali40all-hosts-net"], workloads[:1], {"mode": "ipip", "vxlan": None})
+    assert (ipip["sets_wanted"], ipip["sets_missing"], ipip["workloads_missing_count"]) == (
+        ["cali40all-hosts-net"], [], 0)
+    assert dp.felix_programming(summary, None, [], {"mode": "ipip"})["sets_missing"] == ["cali40all-hosts-net"]
+    # a tunl0 the kernel made when ipip loaded, in BGP mode, wants nothing
+    assert dp.felix_programming(summary, [], [], {"mode": "bgp"})["sets_wanted"] == []
+    assert dp.felix_programming(None, [], workloads, {})["checked"] is False

@@ -312,6 +312,10 @@ def test_bgp_down_names_the_firewall_rule_that_drops_it():
 def test_bird_socket_unreadable_in_ipip_mode():
     fact = _node4()
     fact["bird"] = {"socket": "/var/run/calico/bird.ctl", "available": False, "error": "Connection refused"}
+    # Nothing listens: BIRD is dead, the node's own critical finding (issue 12).
+    assert _ids(fd.node_findings(fact)) == [("BIRD001", "critical")]
+    # Unreadable for another reason (a timeout): only the info that the sessions were not checked.
+    fact["bird"]["error"] = "TimeoutError: timed out"
     assert _ids(fd.node_findings(fact)) == [("BGP001", "info")]
 
 

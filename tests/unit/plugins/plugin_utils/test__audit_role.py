@@ -6,7 +6,6 @@ audit_summary and audit_failure filters)."""
 import pytest
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _audit_role
 
-
 MAP = {"clusters": {"n1": "east", "n2": "east", "n3": "west"}, "drift_needed": ["n2"]}
 
 

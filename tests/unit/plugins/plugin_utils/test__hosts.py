@@ -44,7 +44,8 @@ def test_intended_ips_variable_then_ansible_host_then_name():
     assert _hosts.intended_ips(hosts, HOSTVARS, "calico_intended_ip", 4) == {
         "node1": "192.0.2.11", "node2": "192.0.2.12", "192.0.2.14": "192.0.2.14", "node6": "192.0.2.16"}
     # another variable: ansible_host for everyone
-    assert _hosts.intended_ips(["node1", "node2"], HOSTVARS, "other_var") == {"node1": "10.0.0.1", "node2": "192.0.2.12"}
+    assert _hosts.intended_ips(["node1", "node2"], HOSTVARS, "other_var") == {"node1": "10.0.0.1",
+                                                                              "node2": "192.0.2.12"}
 
 
 def test_intended_ip_problems_name_the_host_the_variable_and_the_value():

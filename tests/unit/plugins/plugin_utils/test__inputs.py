@@ -5,7 +5,8 @@ import pytest
 from ansible_collections.netdoctor.calico.plugins.plugin_utils import _inputs
 
 REPAIR_OK = {
-    "repair_pools": ["198.18.0.0/16"], "repair_source_route_gateway": "", "repair_sysctl_file": "/etc/sysctl.d/90-calico.conf",
+    "repair_pools": ["198.18.0.0/16"], "repair_source_route_gateway": "",
+    "repair_sysctl_file": "/etc/sysctl.d/90-calico.conf",
     "repair_nm_dropin_path": "/etc/NetworkManager/conf.d/calico.conf",
     "repair_nm_override_path": "/etc/NetworkManager/conf.d/zz-calico.conf", "repair_autodetection_timeout": 300,
     "repair_autodetection_poll": "5", "repair_bgp_probe_timeout": 3, "repair_bgp_wait_timeout": 180,
@@ -31,16 +32,19 @@ def test_good_inputs_have_no_problem():
     ({"repair_pools": ["198.18.0.0/16", "198.18.0.0/33", "2001:db8::/64", "198.18.0.1"]},
      "repair_pools has entries that are not IPv4 CIDRs (a.b.c.d/0-32): 198.18.0.0/33, 2001:db8::/64, 198.18.0.1"),
     ({"repair_source_route_gateway": "gw.example"}, "repair_source_route_gateway=gw.example is not an IPv4 address"),
-    ({"repair_sysctl_file": "/etc/sysctl.d/calico"}, "repair_sysctl_file=/etc/sysctl.d/calico must be an absolute path"),
+    ({"repair_sysctl_file": "/etc/sysctl.d/calico"},
+     "repair_sysctl_file=/etc/sysctl.d/calico must be an absolute path"),
     ({"repair_nm_dropin_path": "/etc/NetworkManager/calico.conf"},
      "repair_nm_dropin_path=/etc/NetworkManager/calico.conf must be a NAME.conf file directly in a NetworkManager"),
     ({"repair_nm_override_path": "/tmp/zz.conf"}, "repair_nm_override_path=/tmp/zz.conf must be a NAME.conf"),
     ({"repair_autodetection_poll": 0}, "repair_autodetection_poll=0 must be a positive number of seconds"),
     ({"repair_bgp_probe_timeout": "x"}, "repair_bgp_probe_timeout=x must be a positive number of seconds"),
     ({"repair_max_deletes": -1}, "repair_max_deletes=-1 must be 0 or more"),
-    ({"repair_autodetection_target": "manifest"}, "repair_autodetection_target=manifest needs repair_autodetection_manifest"),
+    ({"repair_autodetection_target": "manifest"},
+     "repair_autodetection_target=manifest needs repair_autodetection_manifest"),
     ({"repair_autodetection_method": "interface=eth0\nskip-interface=eth1"},
-     r"repair_autodetection_method='interface=eth0\nskip-interface=eth1' contains a control character ('\n' at position "
+     r"repair_autodetection_method='interface=eth0\nskip-interface=eth1' contains a control character "
+     r"('\n' at position "
      "14); an autodetection method is one line"),
     ({"repair_autodetection_method": "cidr=192.0.2.0/24\r"}, "contains a control character ('\\r' at position 17)"),
 ])
@@ -50,7 +54,8 @@ def test_each_repair_problem_is_named(change, problem):
 
 
 @pytest.mark.parametrize(("change", "problem"), [
-    ({"preflight_tunnel_mtu": 500}, "preflight_tunnel_mtu must be 0 (Calico's automatic value) or at least 576, not 500"),
+    ({"preflight_tunnel_mtu": 500},
+     "preflight_tunnel_mtu must be 0 (Calico's automatic value) or at least 576, not 500"),
     ({"preflight_tunnel_mtu": -1}, "or at least 576, not -1"),
     ({"preflight_sysctl_file": "90-calico.conf"}, "preflight_sysctl_file=90-calico.conf must be an absolute path"),
     ({"preflight_nm_dropin_path": "/etc/NetworkManager/conf.d/sub/calico.conf"}, "preflight_nm_dropin_path="),

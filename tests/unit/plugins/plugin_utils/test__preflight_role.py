@@ -30,7 +30,8 @@ def fact(links, *, all_rp=0, rp=None, results=(), cni_mtu=None, hostname="node1"
 # A multi-homed node: two NICs, a docker bridge and a libvirt bridge with global addresses, a VLAN, a
 # workload veth, Calico's tunnel and lo. Only eth0, eth1 and eth0.100 are host NICs.
 LINKS = [link(1, "lo", "127.0.0.1/8"), link(2, "eth0", "192.0.2.11/24"), link(3, "eth1", "198.51.100.11/24"),
-         link(4, "docker0", "172.17.0.1/16"), link(5, "virbr0", "192.168.122.1/24"), link(6, "eth0.100", "203.0.113.11/24"),
+         link(4, "docker0", "172.17.0.1/16"), link(5, "virbr0", "192.168.122.1/24"),
+         link(6, "eth0.100", "203.0.113.11/24"),
          link(7, "cali1234", "169.254.1.1/32"), link(8, "tunl0", "198.18.1.0/32", mtu=1480),
          link(9, "eth2", "fe80::1/64", family=6)]
 STRICT = {"eth0": 1, "eth1": 1, "docker0": 1, "virbr0": 1, "eth0.100": 1, "cali1234": 1, "tunl0": 1}
@@ -101,7 +102,7 @@ def test_sysctl_changes_and_note():
     assert pre.sysctl_changes(None, None) == {}
 
 
-def replay(method, address, interface, valid=True, error=None, version=4):
+def replay(method, address, interface, *, valid=True, error=None, version=4):
     return {"method": method, "version": version, "valid": valid, "error": error, "address": address,
             "interface": interface, "candidates": []}
 
@@ -141,11 +142,14 @@ def test_autodetection_misses_and_the_failure_message():
     assert pre.autodetection_failure(misses, "first-found", "calico_intended_ip", 3, rec) == (
         "IP_AUTODETECTION_METHOD=first-found does not give 2 of 3 node(s) their intended address (calico_intended_ip): "
         "node2 picks 198.51.100.12/24 (eth1) instead of 192.0.2.12; node3 picks nothing (no valid host interfaces "
-        "found) instead of 192.0.2.13. Recommended for the whole fleet: preflight_autodetection_method=cidr=192.0.2.0/24 "
-        '(every intended address is in 192.0.2.0/24; operator: nodeAddressAutodetectionV4: {"cidrs": ["192.0.2.0/24"]}).')
+        "found) instead of 192.0.2.13. Recommended for the whole fleet: "
+        "preflight_autodetection_method=cidr=192.0.2.0/24 "
+        "(every intended address is in 192.0.2.0/24; operator: nodeAddressAutodetectionV4: "
+        '{"cidrs": ["192.0.2.0/24"]}).')
     assert pre.autodetection_failure(misses, "m", "v", 3, {"method": None, "reason": "node3 has no such address"}) \
         .endswith("No single method fits the fleet: node3 has no such address.")
-    assert pre.autodetection_failure(misses, "m", "v", 3).endswith("No single method fits the fleet: no recommendation.")
+    assert pre.autodetection_failure(misses, "m", "v", 3).endswith(
+        "No single method fits the fleet: no recommendation.")
     assert pre.autodetection_failure([], "m", "v", 3) == ""
 
 
@@ -207,7 +211,8 @@ def test_kernel_modules_plan_and_note():
     assert pre.kernel_modules_note(plan) == (
         "modules: 2/6 in the kernel, loadable: xt_REJECT, missing: xt_set/ipt_set, missing (optional): xt_bpf, "
         "unknown: xt_u32 (preflight_load_modules: true loads them)")
-    loaded = {"results": [{"item": {"name": "xt_REJECT"}, "changed": True}, {"item": {"name": "xt_u32"}, "changed": False},
+    loaded = {"results": [{"item": {"name": "xt_REJECT"}, "changed": True},
+                          {"item": {"name": "xt_u32"}, "changed": False},
                           {"skipped": True}]}
     assert pre.kernel_modules_note(plan, loaded, True, True).endswith(", would load: xt_REJECT")
     assert pre.kernel_modules_note(plan, loaded, True).endswith(", loaded: xt_REJECT")
@@ -239,6 +244,7 @@ def test_hosts_entry_and_note():
     assert pre.hosts_note(fact(LINKS, hosts=["192.0.2.11"]), "192.0.2.11") == (
         "HOST001: node1 resolves via /etc/hosts to 192.0.2.11")
     missing = fact(LINKS, resolves=False)
-    assert pre.hosts_note(missing, "192.0.2.11", {"changed": True}, True) == "HOST001: node1 added to /etc/hosts (check mode)"
+    assert pre.hosts_note(missing, "192.0.2.11", {"changed": True}, True) == (
+        "HOST001: node1 added to /etc/hosts (check mode)")
     assert pre.hosts_note(missing, "192.0.2.11", {"skipped": True}) == (
         "HOST001: node1 does NOT resolve via /etc/hosts (preflight_fix_hosts: true adds it)")

@@ -76,13 +76,17 @@ def test_route_skips_and_node_changes():
     results = {"nm": {"changed": True, "path": "/p.conf", "reloaded": True, "content": "x", "backup_file": None},
                "nm_overrides": ["/rke2.conf"], "source_routes": {"changed": False, "source_routes": [], "x": 1},
                "sysctl": {"net.ipv4.ip_forward": "1"}, "proxy_arp": ["cali1"],
-               "bgp_firewall": {"skipped": True, "changed": False}, "routes": routes}
+               "bgp_firewall": {"skipped": True, "changed": False}, "routes": routes,
+               "host_managers": {"changed": True, "changes": ["write /etc/systemd/networkd.conf.d/calico.conf"],
+                                 "files": {}, "backup_files": [], "networkd_restart_needed": True}}
     assert rep.node_changes(results, "/etc/sysctl.d/90-calico.conf") == {
         "nm": {"changed": True, "path": "/p.conf", "backup_file": None}, "nm_overrides": ["/rke2.conf"],
         "nm_reloaded": True, "source_routes": {"changed": False, "source_routes": []},
         "sysctl": {"net.ipv4.ip_forward": "1"}, "sysctl_file": "/etc/sysctl.d/90-calico.conf", "proxy_arp": ["cali1"],
         "bgp_firewall": {"changed": False},
-        "routes": {"changed": True, "actions": {"replace": [1]}, "skipped_actions": routes["skipped_actions"]}}
+        "routes": {"changed": True, "actions": {"replace": [1]}, "skipped_actions": routes["skipped_actions"]},
+        "host_managers": {"changed": True, "changes": ["write /etc/systemd/networkd.conf.d/calico.conf"],
+                          "backup_files": [], "networkd_restart_needed": True}}
     nothing = rep.node_changes({}, "/f.conf")
     assert nothing["sysctl_file"] == "" and nothing["nm_reloaded"] is False and nothing["nm"] == {}
 

@@ -49,7 +49,7 @@ def build(name):
 
 def main():
     init_plugin_loader([str(COLLECTIONS)])
-    ping, _ = build("ansible.builtin.ping")
+    ping, _files = build("ansible.builtin.ping")
     print(f"ansible.builtin.ping: {ping / 1000:.1f} KB")
     sizes, failed = {}, []
     for short in NODE_MODULES:

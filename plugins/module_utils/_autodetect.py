@@ -344,7 +344,7 @@ def _unicode():
     tables = {}
     for name in _UNICODE_CATEGORY_NAMES + _UNICODE_SCRIPT_NAMES:
         ranges, prev = [], 0
-        for _ in range(next(numbers)):
+        for _index in range(next(numbers)):
             lo = prev + next(numbers)
             prev = lo + next(numbers) + 1
             ranges.append((lo, prev - 1))
@@ -354,9 +354,9 @@ def _unicode():
     tables["LC"] = _clean(tables["Lu"] + tables["Ll"] + tables["Lt"])
     tables["Cn"] = _negate(_clean(r for name in _UNICODE_CATEGORY_NAMES for r in tables[name]))
     orbits, prev = {}, 0
-    for _ in range(next(numbers)):
+    for _index in range(next(numbers)):
         size, first = next(numbers), prev + next(numbers)
-        orbit = (first,) + tuple(first + next(numbers) for _ in range(size - 1))
+        orbit = (first,) + tuple(first + next(numbers) for _index in range(size - 1))
         for member in orbit:
             orbits[member] = orbit
         prev = first
@@ -694,7 +694,7 @@ class _GoParser:
             self.fail(_ERR_ESCAPE, s[i:j])  # a single non-zero digit is a back-reference
         if c in "01234567":
             value = int(c)
-            for _ in range(2):
+            for _attempt in range(2):
                 if j < n and "0" <= s[j] <= "7":
                     value = value * 8 + int(s[j])
                     j += 1

@@ -349,4 +349,3 @@ def with_consequences(cause, consequences):
     return {**cause, "severity": worst_severity([cause, *consequences]),
             "evidence": {**evidence, "consequence_count": evidence.get("consequence_count", 0) + len(consequences),
                          "consequences": limited([*(evidence.get("consequences") or []), *lines])}}
-

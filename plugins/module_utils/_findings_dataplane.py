@@ -457,7 +457,7 @@ def wireguard_fleet_findings(facts_by_host, registered_keys=None):
                 out.append(finding("WG001", "critical", host,
                                    f"{host} encrypts to {other} with a key that is not {other}'s: {other} drops "
                                    "everything it sends", {"peer_key": p.get("public_key"), "peer_own_key": own[other],
-                                                          "endpoint": p.get("endpoint")},
+                                                           "endpoint": p.get("endpoint")},
                                    f"Restart calico-node on {other} so its key is published again, then check "
                                    f"`wg show wireguard.cali` on {host} lists {own[other]}.", peer=other))
     return out

@@ -204,7 +204,10 @@ def felix_expected(ipt, kube):
         return "iptables-nft", "detected: kube-proxy's hint chain is in iptables-nft"
     if legacy.get("kube_hint"):
         return "iptables-legacy", "detected: kube-proxy's hint chain is in iptables-legacy"
-    count = (lambda e: sum((e.get("rules") or {}).values()))  # noqa: E731
+
+    def count(backend):
+        return sum((backend.get("rules") or {}).values())
+
     if count(legacy) >= count(nft):
         return "iptables-legacy", f"detected: {count(legacy)} legacy rules >= {count(nft)} nft rules"
     return "iptables-nft", f"detected: {count(nft)} nft rules > {count(legacy)} legacy rules"

@@ -235,7 +235,7 @@ def run(sources, targets, *, count=3, interval=0.05, timeout=1.0, deadline=3.0, 
             wait = max(0.0, min(until, stop_at) - clock())
             readers = [s for s, _si in socks.values()]
             writers = [s for s, _p in tcps.values()]
-            readable, writable, _ = select.select(readers, writers, [], wait)
+            readable, writable, _errors = select.select(readers, writers, [], wait)
             for sock in readable:
                 for _i in range(64):
                     try:

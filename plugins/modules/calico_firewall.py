@@ -264,7 +264,7 @@ def main():
     result.update(blocking=blocking, firewalld_commands=firewalld_commands(blocking, specs, peers))
     if present and result["firewalld_commands"]:
         module.fail_json(msg="firewalld's own chains drop " + ", ".join(sorted({r["flow"] for r in blocking
-                                                                              if "firewalld_zone" in r}))
+                                                                                if "firewalld_zone" in r}))
                          + ": the module does not change firewalld's table (firewalld rewrites it at every reload) "
                          "and changed nothing; let the flows in with firewall-cmd: "
                          + "; ".join(result["firewalld_commands"]), **result)

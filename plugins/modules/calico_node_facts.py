@@ -75,7 +75,7 @@ options:
     default: false
   probe_targets:
     description:
-      - The peers this node probes (the probe matrix, docs/audit.md): at most k of them, chosen on the controller
+      - The peers this node probes (the probe matrix, docs/audit.md) - at most k of them, chosen on the controller
         (the audit's C(netdoctor.calico.probe_targets) filter). Empty (the default) probes nothing.
       - From up to O(probe_options.max_pods) local pods (their network namespaces), else the tunnel address, else
         the node; to C(overlay) when given, else the peer's VTEP address this node's VXLAN state resolves C(ip) to,
@@ -97,11 +97,31 @@ options:
         type: str
   probe_options:
     description:
-      - Bounds of the probes - C(count) ICMP echoes per peer and source (3), C(interval) between them (0.05 s),
-        C(timeout) after the last (1 s), C(deadline) for everything (3 s), C(tcp_port) for the TCP connect (10250; a
-        refused connection proves the path), C(max_pods) sources (2), C(df_size) of the DF packet (the pods' MTU).
+      - Bounds of the probes; an option left out takes its default.
     type: dict
     default: {}
+    suboptions:
+      count:
+        description: ICMP echoes per peer and source (default 3).
+        type: int
+      interval:
+        description: Seconds between the echoes (default 0.05).
+        type: float
+      timeout:
+        description: Seconds to wait after the last echo (default 1).
+        type: float
+      deadline:
+        description: Seconds for all the probes of the node together (default 3).
+        type: float
+      tcp_port:
+        description: The port of the TCP connect (default 10250); a refused connection proves the path too.
+        type: int
+      max_pods:
+        description: Local pods probed from (their network namespaces; default 2).
+        type: int
+      df_size:
+        description: Size of the DF packet (default the pods' MTU).
+        type: int
   pools:
     description:
       - The cluster's Calico IPPool CIDRs. A route inside them that is not Calico's (one that shadows a block) then

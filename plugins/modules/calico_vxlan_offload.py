@@ -159,8 +159,9 @@ def main():
                              **result)
         still = [n for n, on in wanted.items() if after[n]["on"] != on]
         if still:
+            result["after"] = _dataplane.ethtool_text(after)
             module.fail_json(msg=f"{device}: {', '.join(still)} did not change (the driver keeps it; "
-                                 f"`ethtool -k {device}`)", **dict(result, after=_dataplane.ethtool_text(after)))
+                                 f"`ethtool -k {device}`)", **result)
     result["after"] = _dataplane.ethtool_text(after)
     if module._diff and wanted:
         result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(result["after"]) + "\n",

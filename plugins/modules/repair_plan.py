@@ -101,6 +101,14 @@ options:
         description: TCP/179 from the fleet's Calico IPs through the host firewall (BGP001).
         type: bool
         default: true
+      overlay_firewall:
+        description: The overlay (VXLAN, IPIP, WireGuard) from the fleet's Calico IPs through the host firewall (FW001).
+        type: bool
+        default: true
+      vxlan_offload:
+        description: The VXLAN device's tx checksum offload turned off now (OFF001).
+        type: bool
+        default: true
       routes:
         description: Block routes against the expected map (RT001, RT002).
         type: bool

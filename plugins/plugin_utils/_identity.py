@@ -84,7 +84,7 @@ def _per_host(fid, severity, hosts, summary, evidence, remedy):  # noqa: PLR0917
     for i, host in enumerate(hosts):
         peer = hosts[(i + 1) % len(hosts)]
         out.append(_catalogue.finding(fid, severity, host, summary(host), {**evidence, "hosts": limited(hosts),
-                                                                          "count": len(hosts)}, remedy, peer=peer))
+                                                                           "count": len(hosts)}, remedy, peer=peer))
     return out
 
 

@@ -21,7 +21,8 @@ from ansible_collections.netdoctor.calico.plugins.plugin_utils import _probes, _
 
 # The audit reports repair.json names, in the order repair.md lists them.
 REPORTS = ("before", "after_autodetection", "after")
-STEPS = ("nm", "autodetection", "source_routes", "sysctl", "bgp_firewall", "routes")
+STEPS = ("nm", "autodetection", "source_routes", "sysctl", "bgp_firewall", "overlay_firewall", "vxlan_offload",
+         "routes")
 # What each step is called in the report and the variable / tag that switch it off.
 STEP_TEXT = {
     "nm": "NetworkManager drop-in (calico_nm_unmanaged)",
@@ -29,12 +30,19 @@ STEP_TEXT = {
     "source_routes": "source routes towards the peers (calico_routes source_routes)",
     "sysctl": "sysctls (ansible.posix.sysctl / sysctl -w)",
     "bgp_firewall": "TCP/179 from the fleet's Calico IPs accepted by the host firewall (calico_bgp_firewall)",
+    "overlay_firewall": ("the overlay (VXLAN, IPIP, WireGuard) from the fleet's Calico IPs accepted by the host "
+                         "firewall (calico_firewall)"),
+    "vxlan_offload": "VXLAN tx checksum offload turned off now (calico_vxlan_offload)",
     "routes": "block routes against the expected map (calico_routes)",
 }
 # What a step left off by default says about itself.
 STEP_OFF_HINT = {
     "bgp_firewall": (": the host firewall is left alone, the session is tested on TCP 179 (set it to true to let "
                      "TCP/179 from the fleet's Calico IPs through)"),
+    "overlay_firewall": (": the host firewall is left alone (set it to true to let the overlay from the fleet's "
+                         "Calico IPs through)"),
+    "vxlan_offload": (": the offload is left as it is; the lasting fix is FelixConfiguration featureDetectOverride "
+                      "ChecksumOffloadBroken=true (set it to true to turn it off now as well)"),
 }
 # Finding ids the repair never changes anything for, and why.
 NOT_REPAIRED = {
@@ -52,6 +60,21 @@ NOT_REPAIRED = {
                "changes neither (restore the NIC's MTU, or lower the pods' and re-create them)"),
     "BIRD001": "BIRD runs inside calico-node: the repair does not restart Calico (restart calico-node on the node)",
     "PROBE001": "no finding names what drops these packets, so there is nothing the repair could change",
+    "CT001": "the conntrack limit is the kernel's (net.netfilter.nf_conntrack_max): raise it in the host's sysctl "
+             "configuration, sized for its memory",
+    "FLX001": "Felix runs inside calico-node: the repair does not restart Calico (restart calico-node there)",
+    "FLX002": "Felix programs its chains and sets: the repair does not restart Calico (restart calico-node there)",
+    "BPF001": "the eBPF prerequisites are the kernel's and the host's mounts",
+    "WG001": "WireGuard keys and MTU are Felix's (FelixConfiguration); restart calico-node once they are right",
+    "MTU002": "the MTU file and mtuIfacePattern are Felix's (FelixConfiguration mtuIfacePattern)",
+    "DUP002": "two machines with one identity need a decision about which one keeps it (regenerate machine-id, rename)",
+    "NET001": ("host network managers are changed only with repair_networkd_foreign, repair_link_mac_policy or "
+               "repair_nm_cloud_setup (calico_host_managers)"),
+    "IPT001": "two iptables backends: run the cleanup command the finding names, after checking nothing else uses them",
+    "CNI001": "the CNI files are the installer's: re-run Calico's install (the operator, or its init container)",
+    "REG001": "the registered address is calico-node's IP setting: fix the method or the pinned IP",
+    "POOL001": "IP pools are the datastore's (calicoctl / the operator's Installation)",
+    "BGP002": "BGP configuration is the datastore's (BGPConfiguration, BGPPeer, Node resources)",
 }
 
 
@@ -109,6 +132,13 @@ def step_of(finding, mode=None):
         return "source_routes", None
     if fid == "BGP001":
         return "bgp_firewall", None
+    if fid == "FW001":
+        if (finding.get("evidence") or {}).get("firewalld_commands"):
+            return None, ("firewalld owns the chain: run the firewall-cmd rich rules the finding names (the repair "
+                          "never edits firewalld's table)")
+        return "overlay_firewall", None
+    if fid == "OFF001":
+        return "vxlan_offload", None
     if fid == "SYS001":
         if kind in ("ip_forward", "rp_filter", "proxy_arp"):
             return "sysctl", None
@@ -161,7 +191,8 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
         by_key.setdefault((f.get("id"), f.get("host")), f)
 
     per_host = {h: {"nm": False, "source_routes": False, "ip_forward": False, "rp_filter": False, "proxy_arp": False,
-                    "bgp_firewall": False, "routes": False, "add_missing": True, "bgp_probe": [], "findings": []}
+                    "bgp_firewall": False, "overlay_firewall": [], "vxlan_offload": [], "routes": False,
+                    "add_missing": True, "bgp_probe": [], "findings": []}
                 for h in hosts}
     items, errors, ad_findings = [], [], []
     for f in findings:
@@ -215,6 +246,11 @@ def plan(data):  # noqa: C901, PLR0912 - one pass over the findings, one branch 
             ad_findings.append(f)
         elif step == "sysctl":
             per_host[host][item["kind"]] = True
+        elif step in ("overlay_firewall", "vxlan_offload"):
+            # The flows (vxlan, ipip, wireguard) or the devices the step acts on.
+            value = (f.get("evidence") or {}).get("flow" if step == "overlay_firewall" else "device")
+            if value and value not in per_host[host][step]:
+                per_host[host][step].append(value)
         else:
             per_host[host][step] = True
 
@@ -465,6 +501,16 @@ def describe(raw, check_mode):
         lines.append(f"host firewall: TCP/179 with the fleet's Calico IPs accepted in front of {', '.join(chains)} "
                      f"(BGP001; it dropped it: {'; '.join(drops[:3]) or 'the chain policy'}); not persistent - make "
                      "it permanent in the firewall's own configuration")
+    overlay = raw.get("overlay_firewall") or {}
+    if overlay.get("changed"):
+        chains = sorted({f"{b.get('family')} {b.get('table')} {b.get('base_chain') or b.get('chain')}"
+                         for b in overlay.get("blocking") or ()})
+        lines.append(f"host firewall: the overlay from the fleet's Calico IPs accepted in front of "
+                     f"{', '.join(chains) or 'the chains that dropped it'} (FW001); not persistent - make it permanent "
+                     "in the firewall's own configuration")
+    for device in raw.get("vxlan_offload") or ():
+        lines.append(f"{device.get('device')}: tx checksum offload turned off now (OFF001); the lasting fix is "
+                     "FelixConfiguration featureDetectOverride ChecksumOffloadBroken=true")
     managers = raw.get("host_managers") or {}
     if managers.get("changed"):
         lines += [f"host network managers (NET001): {change}" for change in managers.get("changes") or ()]
@@ -535,7 +581,7 @@ def markdown(doc):
     failing_pairs = (doc.get("probe_matrix") or {}).get("failing") or []
     verdict = {"ok": "**verified** - the audit after the repair finds nothing at or above "
                      f"`{doc['fail_on']}`" + (" and every probed pair passes"
-                                               if (doc.get("probe_matrix") or {}).get("measured") else ""),
+                                              if (doc.get("probe_matrix") or {}).get("measured") else ""),
                "failed": f"**not clean** - {len(doc['remaining'])} finding(s) at or above `{doc['fail_on']}` remain"
                          + (f", {len(failing_pairs)} probed pair(s) still fail: "
                             + "; ".join(_probe_pair_text(p) for p in failing_pairs[:5]) if failing_pairs else ""),

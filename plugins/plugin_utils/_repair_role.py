@@ -124,7 +124,10 @@ def node_changes(results, sysctl_file):
         "bgp_firewall": _pick(results.get("bgp_firewall"), ("changed", "actions", "blocking")),
         "routes": _pick(results.get("routes"), ("changed", "actions", "skipped_actions")),
         "host_managers": _pick(results.get("host_managers"), ("changed", "changes", "backup_files",
-                                                               "networkd_restart_needed")),
+                                                              "networkd_restart_needed")),
+        "overlay_firewall": _pick(results.get("overlay_firewall"), ("changed", "actions", "blocking")),
+        "vxlan_offload": [_pick(r, ("changed", "device", "before", "after"))
+                          for r in _dict(results.get("vxlan_offload")).get("results") or () if _dict(r).get("changed")],
     }
 
 

@@ -140,7 +140,8 @@ def ns():
 
 
 def replay(ns, cases):
-    payload = json.dumps([{"method": m, "version": v, "calico": c, "internal_ips": ips} for (m, v, c, ips), _ in cases])
+    payload = json.dumps([{"method": m, "version": v, "calico": c, "internal_ips": ips}
+                          for (m, v, c, ips), _expected in cases])
     out = _run("ip", "netns", "exec", ns, "env", f"PYTHONPATH={COLLECTIONS}", sys.executable, "-c", REPLAY, payload)
     return json.loads(out.stdout)
 

@@ -561,7 +561,7 @@ LAB_KUBECTL = REPO / "tests" / "lab" / "kubectl"
 def lab_crds(lab, mode):
     """The lab option of tests/lab/kubectl: which Calico CRD groups the lab's API server serves."""
     Path(f"/run/netdoctor-lab/{lab.name}/kube-api.json").write_text(json.dumps({"calico_crds": mode}),
-                                                                     encoding="utf-8")
+                                                                    encoding="utf-8")
 
 
 def role_audit(lab, out, *extra):

@@ -90,4 +90,3 @@ def test_node_code_calls_no_method_newer_than_python_3_8(path):
                      if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "zip"
                      and any(k.arg == "strict" for k in node.keywords)})
     assert found == [], f"{path.relative_to(ROOT)} needs a newer Python than the nodes have: {found}"
-

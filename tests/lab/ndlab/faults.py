@@ -1,6 +1,6 @@
 """The incident catalogue's faults, injected by name and healed (tests/lab/README.md, Faults)."""
 
-from . import faults_dataplane, faults_host
+from . import faults_dataplane, faults_host, faults_path
 from .addressing import MODES, proto_name, underlay_ip
 from .birdctl import bird_cmd, bird_socket_host_path
 from .calico_node import IP_METHOD, default_ds_env, set_template_env
@@ -27,8 +27,9 @@ FAULTS = {
 }
 FAULTS.update(faults_host.FAULTS)
 FAULTS.update(faults_dataplane.FAULTS)   # desired state, applied by reconcile (faults_dataplane.apply)
+FAULTS.update(faults_path.FAULTS)        # kernel state broken by hand, re-applied after every reconcile
 PEER_FAULTS = ("stale-route", "missing-route", "bgp-peer-down", *faults_host.PEER_FAULTS,
-               *faults_dataplane.PEER_FAULTS)
+               *faults_dataplane.PEER_FAULTS, *faults_path.PEER_FAULTS)
 
 
 def inject(lab, name, node_name=None):
@@ -64,9 +65,11 @@ def inject(lab, name, node_name=None):
     try:
         reconcile(lab)
         after_fault(lab, node, fault)
+        faults_path.apply(lab)
     finally:
         save(lab)
-    converge(lab)
+    if not any(f["fault"] in faults_path.NO_CONVERGE for f in lab["faults"]):
+        converge(lab)
 
 
 def after_fault(lab, node, fault):
@@ -86,6 +89,7 @@ def after_fault(lab, node, fault):
 def heal(lab):
     """Under the lock: every fault undone, the original template rolled out, converged."""
     faults_host.heal(lab)
+    faults_path.heal(lab)
     lab["faults"] = []
     set_template_env(lab, default_ds_env(lab))
     for node in lab["nodes"]:

@@ -128,7 +128,7 @@ def apply(lab, node, fault):
         write_text(node_path(node, FOREIGN_CNI), json.dumps({
             "cniVersion": "0.3.1", "name": "cilium",
             "plugins": [{"type": "cilium-cni", "enable-debug": False}, {"type": "portmap",
-                                                                         "capabilities": {"portMappings": True}}]},
+                                                                        "capabilities": {"portMappings": True}}]},
             indent=2) + "\n")
     elif name == "cni-token-expired":
         write_text(node_path(node, CNI_KUBECONFIG), kubeconfig(fake_jwt(time.time() - 3600)), 0o600)
@@ -184,4 +184,3 @@ def heal(lab):
             node = node_by_name(lab, fault["node"])
             if node is not None:
                 undo(lab, node, fault)
-

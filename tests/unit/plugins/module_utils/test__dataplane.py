@@ -220,7 +220,7 @@ def test_kernel_versions(release, version, rhel):
 
 def test_mtu_file_and_driver(tmp_path):
     assert dp.read_mtu_file(str(tmp_path)) == {"path": "/var/lib/calico/mtu", "value": None, "raw": None,
-                                                "exists": False}
+                                               "exists": False}
     write(tmp_path, "/var/lib/calico/mtu", "1450")   # Felix writes "%d", no newline
     assert dp.read_mtu_file(str(tmp_path))["value"] == 1450
     os.makedirs(tmp_path / "sys/class/net/ens192/device")
@@ -368,7 +368,7 @@ def test_felix_host_mtu_and_pod_mtu():
     links = [{"name": "lo", "mtu": 65536, "operstate": "UNKNOWN"}, {"name": "eth0", "mtu": 1500, "operstate": "UP"},
              {"name": "ens5", "mtu": 9001, "operstate": "UP"}, {"name": "eth1", "mtu": 1400, "operstate": "DOWN"},
              {"name": "bond0", "mtu": 9000, "operstate": "UP"}, {"name": "vxlan.calico", "mtu": 1450,
-                                                                  "operstate": "UNKNOWN"}]
+                                                                 "operstate": "UNKNOWN"}]
     host, matched = dp.felix_host_mtu(links)
     assert host == 1500 and [m["name"] for m in matched] == ["eth0", "ens5", "eth1"]
     assert dp.felix_host_mtu(links, "^bond")[0] == 9000
@@ -473,7 +473,7 @@ def match(proto, field, right):
 
 
 def test_each_flow_is_judged_by_its_own_protocol():
-    peers, _ = fw.check_params(["192.0.2.12"], 1)
+    peers, _checks = fw.check_params(["192.0.2.12"], 1)
     rs = rs_of([([match("udp", "dport", 4789), {"drop": None}], None),
                 ([{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "ipip"}}, {"drop": None}],
                  None)])
@@ -491,7 +491,7 @@ def test_each_flow_is_judged_by_its_own_protocol():
 
 
 def test_flows_keep_their_own_rules_and_are_idempotent_together():
-    peers, _ = fw.check_params(["192.0.2.12", "192.0.2.13"], 1)
+    peers, _checks = fw.check_params(["192.0.2.12", "192.0.2.13"], 1)
     rs = rs_of([], policy="drop")
     current = rs
     for name in ("bgp", "vxlan", "ipip"):
@@ -520,7 +520,7 @@ def test_flows_keep_their_own_rules_and_are_idempotent_together():
 
 
 def test_firewalld_is_judged_never_changed_and_gets_commands():
-    peers, _ = fw.check_params(["192.0.2.12", "2001:db8::12"], 1)
+    peers, _checks = fw.check_params(["192.0.2.12", "2001:db8::12"], 1)
     rs = fw.parse(REC["nftables"]["nft_json"])
     local = fw.check_params(["192.0.2.12"], 1, ["192.0.2.11"])[1]   # kube-proxy's KUBE-FIREWALL: -d 127.0.0.0/8
     planned = fw.plan(rs, peers[:1], local=local, spec=fw.flow("vxlan"))
@@ -541,7 +541,10 @@ def test_dataplane_facts_assembles_without_a_kernel(monkeypatch, tmp_path):
     chains, rules = recorded_nft()
     monkeypatch.setattr(dp, "read_nftables", lambda: {"chains": chains, "sets": [], "host_firewall": []})
     monkeypatch.setattr(dp, "read_ipset_names", lambda: [])
-    monkeypatch.setattr(dp, "read_features", lambda name: (_ for _ in ()).throw(OSError(1, "Operation not permitted")))
+
+    def refused(name):
+        raise OSError(1, "Operation not permitted")
+    monkeypatch.setattr(dp, "read_features", refused)
     write(tmp_path, "/proc/sys/kernel/osrelease", "6.18.44\n")
     write(tmp_path, "/var/lib/calico/mtu", "1450")
     snap = snapshot(vxlan=4789)

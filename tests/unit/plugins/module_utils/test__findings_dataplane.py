@@ -51,7 +51,7 @@ def healthy_dataplane():
 def vxlan_fact(**changes):
     snap = iptext.snapshot(VXLAN_ADDR, VXLAN_ROUTES)
     fact = facts.make_fact(snap, "node1", bird={"socket": "/var/run/calico/bird.ctl", "available": False,
-                                               "error": "No such file or directory", "peers": []})
+                                                "error": "No such file or directory", "peers": []})
     fact["dataplane"] = healthy_dataplane()
     for key, value in changes.items():
         fact["dataplane"][key] = value

@@ -53,7 +53,7 @@ def test_networkd_foreign_defaults_to_yes_and_dropins_override_in_name_order(tmp
         "/etc/systemd/networkd.conf": "[Network]\n#ManageForeignRoutes=yes\n",
         "/usr/lib/systemd/networkd.conf.d/10-vendor.conf": "[Network]\nManageForeignRoutes=no\n",
         "/etc/systemd/networkd.conf.d/20-admin.conf": "[Network]\nManageForeignRoutes=yes\n"
-                                                     "ManageForeignRoutingPolicyRules=off\n",
+        "ManageForeignRoutingPolicyRules=off\n",
         "/run/systemd/networkd.conf.d/10-vendor.conf": "[Network]\nManageForeignRoutes=no\n",
     })
     files = hc.networkd_conf_files(root)

@@ -24,4 +24,4 @@ def test_peer_only_when_the_address_has_one():
             + _message(10, 64, [("IFA_ADDRESS", "2001:db8::11")]))
     got = [(a["address"], a["prefixlen"], a.get("peer", "-")) for a in nl.decode_addresses(data)]
     assert got == [("198.51.100.7", 24, "198.51.100.1"), ("192.0.2.11", 24, "-"),
-                       ("2001:db8:7::7", 64, "2001:db8:7::1"), ("2001:db8::11", 64, "-")]
+                   ("2001:db8:7::7", 64, "2001:db8:7::1"), ("2001:db8::11", 64, "-")]

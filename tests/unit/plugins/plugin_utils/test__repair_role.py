@@ -78,7 +78,10 @@ def test_route_skips_and_node_changes():
                "sysctl": {"net.ipv4.ip_forward": "1"}, "proxy_arp": ["cali1"],
                "bgp_firewall": {"skipped": True, "changed": False}, "routes": routes,
                "host_managers": {"changed": True, "changes": ["write /etc/systemd/networkd.conf.d/calico.conf"],
-                                 "files": {}, "backup_files": [], "networkd_restart_needed": True}}
+                                 "files": {}, "backup_files": [], "networkd_restart_needed": True},
+               "overlay_firewall": {"changed": True, "actions": ["insert"], "blocking": [], "diff": "x"},
+               "vxlan_offload": {"results": [{"changed": True, "device": "vxlan.calico", "before": ["on"],
+                                              "after": ["off"], "item": "vxlan.calico"}, {"changed": False}]}}
     assert rep.node_changes(results, "/etc/sysctl.d/90-calico.conf") == {
         "nm": {"changed": True, "path": "/p.conf", "backup_file": None}, "nm_overrides": ["/rke2.conf"],
         "nm_reloaded": True, "source_routes": {"changed": False, "source_routes": []},
@@ -86,7 +89,9 @@ def test_route_skips_and_node_changes():
         "bgp_firewall": {"changed": False},
         "routes": {"changed": True, "actions": {"replace": [1]}, "skipped_actions": routes["skipped_actions"]},
         "host_managers": {"changed": True, "changes": ["write /etc/systemd/networkd.conf.d/calico.conf"],
-                          "backup_files": [], "networkd_restart_needed": True}}
+                          "backup_files": [], "networkd_restart_needed": True},
+        "overlay_firewall": {"changed": True, "actions": ["insert"], "blocking": []},
+        "vxlan_offload": [{"changed": True, "device": "vxlan.calico", "before": ["on"], "after": ["off"]}]}
     nothing = rep.node_changes({}, "/f.conf")
     assert nothing["sysctl_file"] == "" and nothing["nm_reloaded"] is False and nothing["nm"] == {}
 

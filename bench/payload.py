@@ -26,8 +26,9 @@ from ansible.plugins.loader import init_plugin_loader, module_loader  # noqa: E4
 from ansible.template import Templar  # noqa: E402
 
 ADDED_TARGET_KB = 58.5
-NODE_MODULES = ("calico_node_facts", "calico_routes", "calico_nm_unmanaged", "calico_bgp_firewall",
-                "calico_autodetection", "calico_trace", "calico_datastore_info")
+NODE_MODULES = ("calico_node_facts", "calico_routes", "calico_nm_unmanaged", "calico_firewall",
+                "calico_vxlan_offload", "calico_host_managers", "calico_autodetection", "calico_trace",
+                "calico_datastore_info")
 CONTROLLER_ROOMS = ("plugin_utils/", "plugins/action/", "plugins/filter/")
 
 

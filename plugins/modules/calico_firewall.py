@@ -20,8 +20,7 @@ description:
   - 'Each base chain that drops (or may drop) a flow gets accept rules for that flow at its head, scoped to the peers
     and marked with the comment C(netdoctor.calico: <flow> with Calico peers) - for example
     C(ip saddr { 192.0.2.11, 192.0.2.12 } udp dport 4789 accept) on input and C(ip daddr ...) on output,
-    C(meta l4proto 4) for IPIP. Each flow keeps its own rules; the rules of flows not in O(flows) (and those of
-    M(netdoctor.calico.calico_bgp_firewall), which are this module''s V(bgp) rules) are left alone.'
+    C(meta l4proto 4) for IPIP. Each flow keeps its own rules; the rules of flows not in O(flows) are left alone.'
   - firewalld's own table (C(inet firewalld)) is never changed - firewalld rewrites it at every reload and may own it.
     When a firewalld chain drops a flow, the module changes nothing and fails, listing the C(firewall-cmd) rich rules
     that let the flow in (RV(firewalld_commands)).
@@ -96,7 +95,6 @@ seealso:
   - name: Calico - network requirements
     description: The ports and protocols Calico needs open between hosts.
     link: https://docs.tigera.io/calico/latest/getting-started/kubernetes/requirements#network-requirements
-  - module: netdoctor.calico.calico_bgp_firewall
   - module: netdoctor.calico.calico_node_facts
 """
 

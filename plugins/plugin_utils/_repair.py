@@ -29,7 +29,7 @@ STEP_TEXT = {
     "autodetection": "IP autodetection method (calico_autodetection)",
     "source_routes": "source routes towards the peers (calico_routes source_routes)",
     "sysctl": "sysctls (ansible.posix.sysctl / sysctl -w)",
-    "bgp_firewall": "TCP/179 from the fleet's Calico IPs accepted by the host firewall (calico_bgp_firewall)",
+    "bgp_firewall": "TCP/179 from the fleet's Calico IPs accepted by the host firewall (calico_firewall)",
     "overlay_firewall": ("the overlay (VXLAN, IPIP, WireGuard) from the fleet's Calico IPs accepted by the host "
                          "firewall (calico_firewall)"),
     "vxlan_offload": "VXLAN tx checksum offload turned off now (calico_vxlan_offload)",

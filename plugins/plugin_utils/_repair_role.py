@@ -80,7 +80,7 @@ def redetection(result, method, intended):
 
 
 def bgp_firewall_peers(expected_map, host):
-    """The addresses calico_bgp_firewall lets TCP/179 through for on ``host``: every other node's
+    """The addresses calico_firewall lets TCP/179 through for on ``host``: every other node's
     Calico IP (``peers``) and this node's own (``local``), from the expected map."""
     nodes = _dict(_dict(expected_map).get("nodes"))
     own = _dict(nodes.get(host)).get("ip")

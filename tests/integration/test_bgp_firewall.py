@@ -1,4 +1,4 @@
-"""calico_bgp_firewall through real Ansible inside throwaway network namespaces, proven with real TCP.
+"""calico_firewall's bgp flow through real Ansible inside throwaway network namespaces, proven with real TCP.
 
 Each test gets two fresh network namespaces joined by a veth pair (A 198.51.100.201/24, B
 198.51.100.202/24). Every network namespace has its own nftables ruleset, so the module (run with
@@ -70,7 +70,9 @@ def connects(ns, address):
 
 def fw(ns, args, *, check=False, diff=False, fails=False):
     """One run of the module in ns, failing or not as said."""
-    result = run_module("calico_bgp_firewall", args, check=check, diff=diff, prefix=("ip", "netns", "exec", ns))
+    args = {"flows": ["bgp"], **{k: v for k, v in args.items() if k != "port"},
+            **({"ports": {"bgp": args["port"]}} if "port" in args else {})}
+    result = run_module("calico_firewall", args, check=check, diff=diff, prefix=("ip", "netns", "exec", ns))
     assert bool(result.get("failed")) == fails, result.get("msg")
     return result
 
@@ -156,7 +158,7 @@ def test_new_peer_set_replaces_the_rules(pair):
 
 @pytest.mark.parametrize(("args", "message"), [
     ({"peers": ["node2"]}, "peers: 'node2' is not an IP address"),
-    ({"peers": [B_IP], "port": 0}, "port: 0 is not a TCP port"),
+    ({"peers": [B_IP], "port": 0}, "ports: a port is 1-65535"),
     ({"peers": []}, "peers: give the Calico IP of at least one other node"),
     ({"peers": [B_IP], "nft": "/nonexistent/nft"}, "nft: /nonexistent/nft not found"),
 ])

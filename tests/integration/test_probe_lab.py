@@ -104,7 +104,7 @@ def check_refused(lab, tmp_path, fault, node, fid, *, overlay=True):
     after = lab.ping()
     assert after.failed, "the refused fault healed itself"
     assert res.returncode != 0, out[-4000:]
-    assert doc is not None and doc["verdict"] != "ok", (doc or {}).get("verdict")
+    assert doc is not None and doc["verdict"] != "ok", ((doc or {}).get("verdict"), out[-6000:])
     after_report = json.loads((tmp_path / "repair" / "after" / "report.json").read_text())
     pairs = check_probes_match_ping(lab, after_report, after)
     assert pairs or not overlay

@@ -77,7 +77,7 @@ node-venv: $(NODE_VENV)/.stamp
 $(NODE_VENV)/.stamp: requirements.txt
 	test -x $(NODE_VENV)/bin/python || python3 -m venv $(NODE_VENV)
 	$(NODE_VENV)/bin/pip install -q --disable-pip-version-check pyroute2==0.7.2 \
-	  $$(grep -iE '^(pytest|pluggy|iniconfig|packaging|Pygments|PyYAML|jsonschema|jsonschema-specifications|referencing|rpds-py|attrs)==' requirements.txt)
+	  $$(grep -iE '^(pytest|pluggy|iniconfig|packaging|Pygments|PyYAML|jsonschema|jsonschema-specifications|referencing|rpds-py|attrs|ansible-core|jinja2|markupsafe|cryptography|cffi|pycparser|resolvelib)==' requirements.txt)
 	touch $@
 
 integration: install

@@ -582,13 +582,7 @@ FELIX_KEYS = (
 def felix_env(pid, proc="/proc"):
     """Felix's allow-listed settings from calico-node's environment ({KEY: value}, KEY without the
     FELIX_ prefix); {} when it cannot be read."""
-    if not pid:
-        return {}
-    try:
-        with open(os.path.join(proc, str(pid), "environ"), "rb") as f:
-            env = _node_files.parse_environ(f.read())
-    except OSError:
-        return {}
+    env = _node_files.process_environ(pid, proc)
     out = {}
     for key, value in env.items():
         upper = key.upper()

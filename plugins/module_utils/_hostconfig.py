@@ -209,15 +209,7 @@ def discover_link_files(root="/"):
 def parse_link_file(text):
     """A ``.link`` file -> ``{"match": {key: (inverted, [globs])}, "mac_address_policy", "mac_address"}``."""
     sections = _node_files.parse_unit_ini(text)
-    match = {}
-    for key, value in sections.get("Match", []):
-        if not value:
-            match.pop(key, None)
-            continue
-        inverted, globs = match.get(key, (False, []))
-        if value.startswith("!"):
-            inverted = True
-        match[key] = (inverted, globs + (value[1:] if value.startswith("!") else value).split())
+    match = _node_files.parse_match(sections)
     policy = mac = None
     for key, value in sections.get("Link", []):
         if key == "MACAddressPolicy":
@@ -455,13 +447,7 @@ FELIX_DATAPLANE_ENV = ("FELIX_IPTABLESBACKEND", "FELIX_NFTABLESMODE", "FELIX_BPF
 def felix_dataplane_env(pid, proc="/proc"):
     """calico-node's FELIX_IPTABLESBACKEND / FELIX_NFTABLESMODE / FELIX_BPFENABLED (Felix reads its
     env case-insensitively), upper-cased keys; {} when unreadable."""
-    if not pid:
-        return {}
-    try:
-        with open(os.path.join(proc, str(pid), "environ"), "rb") as f:
-            env = _node_files.parse_environ(f.read())
-    except OSError:
-        return {}
+    env = _node_files.process_environ(pid, proc)
     return {k.upper(): v for k, v in env.items() if k.upper() in FELIX_DATAPLANE_ENV}
 
 

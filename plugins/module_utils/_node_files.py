@@ -328,10 +328,9 @@ def _words(value):
         return value.split()
 
 
-def parse_network_file(text):
-    """A ``.network`` file (with its drop-ins appended) -> ``{"match": {key: (inverted, [globs])},
-    "unmanaged": bool}``. Repeated keys extend the list; an empty assignment resets it."""
-    sections = parse_unit_ini(text)
+def parse_match(sections):
+    """A systemd unit's ``[Match]`` -> ``{key: (inverted, [globs])}``: repeated keys extend the list,
+    an empty assignment resets it, a leading ``!`` inverts it (.network and .link files alike)."""
     match = {}
     for key, value in sections.get("Match", []):
         if not value:
@@ -341,6 +340,25 @@ def parse_network_file(text):
         if value.startswith("!"):
             inverted = True
         match[key] = (inverted, globs + _words(value[1:] if value.startswith("!") else value))
+    return match
+
+
+def process_environ(pid, proc="/proc"):
+    """A process's environment ({KEY: value}); {} when it cannot be read."""
+    if not pid:
+        return {}
+    try:
+        with open(os.path.join(proc, str(pid), "environ"), "rb") as f:
+            return parse_environ(f.read())
+    except OSError:
+        return {}
+
+
+def parse_network_file(text):
+    """A ``.network`` file (with its drop-ins appended) -> ``{"match": {key: (inverted, [globs])},
+    "unmanaged": bool}``."""
+    sections = parse_unit_ini(text)
+    match = parse_match(sections)
     unmanaged = False
     for key, value in sections.get("Link", []):
         if key == "Unmanaged":

@@ -781,14 +781,26 @@ def later_overrides(discovered, path, specs):
 NM_PID_FILE = "/run/NetworkManager/NetworkManager.pid"
 
 
-def running(run, nmcli, proc="/proc", pid_file=NM_PID_FILE):
-    """Whether NetworkManager runs, decided from what it answers itself: ``nmcli -t -f RUNNING
-    general`` (NetworkManager's D-Bus service), or where nmcli is missing its pid file naming a live
-    NetworkManager process. Never from process names: a transient ``NetworkManager --version`` (the
-    facts module runs one) is no daemon. ``run(argv) -> (rc, stdout, stderr)``."""
+_NAME_HAS_OWNER = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner")
+
+
+def running(run, nmcli, busctl=None, dbus_send=None, *, proc="/proc", pid_file=NM_PID_FILE):
+    """Whether NetworkManager runs, decided from what answers for it: ``nmcli -t -f RUNNING general``,
+    else whether its name is owned on the system bus (busctl or dbus-send), else its pid file naming
+    a live NetworkManager (written only when it daemonizes itself). Never from process names: a
+    transient ``NetworkManager --version`` (the facts module runs one) is no daemon.
+    ``run(argv) -> (rc, stdout, stderr)``."""
     if nmcli:
         rc, out, _err = run([nmcli, "-t", "-f", "RUNNING", "general"])
         return rc == 0 and out.strip() == "running"
+    if busctl:
+        rc, out, _err = run([busctl, "--system", "call", *_NAME_HAS_OWNER, "s", "org.freedesktop.NetworkManager"])
+        return rc == 0 and out.strip() == "b true"
+    if dbus_send:
+        rc, out, _err = run([dbus_send, "--system", "--print-reply", f"--dest={_NAME_HAS_OWNER[0]}",
+                             _NAME_HAS_OWNER[1], f"{_NAME_HAS_OWNER[2]}.{_NAME_HAS_OWNER[3]}",
+                             "string:org.freedesktop.NetworkManager"])
+        return rc == 0 and "boolean true" in out
     try:
         with open(pid_file) as fh:
             pid = int(fh.read().strip())

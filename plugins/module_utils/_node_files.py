@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import shlex
+import tempfile
 
 CNI_DIR = "/etc/cni/net.d"
 # libcni's ConfFiles extensions; runtimes take the first valid file in name order.
@@ -72,6 +73,23 @@ def read_text(path, limit=1 << 20):
             return f.read(limit)
     except OSError:
         return None
+
+
+def staged(path, text, mode=0o644):
+    """``text`` written to a new temporary file beside ``path``, for the module's atomic_move onto
+    it: the name starts with a dot and ends in .tmp, so no daemon reading the directory (NetworkManager,
+    networkd, udev) takes it for configuration meanwhile. The directory is created when missing."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, 0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8", "surrogateescape"))
+        os.chmod(tmp, mode)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def config_entries(dirs, root="/"):

@@ -187,11 +187,11 @@ diff:
 
 import json
 import os
-import tempfile
+import stat
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _kube, _manifest
+from ansible_collections.netdoctor.calico.plugins.module_utils import _autodetect, _kube, _manifest, _node_files
 
 VERSIONS = ((4, "method"), (6, "method6"))
 
@@ -245,15 +245,7 @@ class Autodetection:
         if new != text and not module.check_mode:
             if self.params["backup"]:
                 self.result["backup_file"] = module.backup_local(path)
-            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                       dir=os.path.dirname(path))
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(new.encode("utf-8"))
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            module.atomic_move(tmp, path)
+            module.atomic_move(_node_files.staged(path, new, stat.S_IMODE(os.stat(path).st_mode)), path)
 
     # --- kubectl ------------------------------------------------------------------------------
 

@@ -92,11 +92,10 @@ networkd_restart_needed:
 """
 
 import os
-import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netdoctor.calico.plugins.module_utils import _hostconfig, _netlink
+from ansible_collections.netdoctor.calico.plugins.module_utils import _hostconfig, _netlink, _node_files
 
 MODE = 0o644
 NETWORKD_DROPIN = "/etc/systemd/networkd.conf.d/calico.conf"
@@ -117,20 +116,6 @@ def _read(path):
             return f.read().decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         return None
-
-
-def _tmp(path, text):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, 0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8", "surrogateescape"))
-        os.chmod(tmp, MODE)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
 
 
 def rule_command(rule):
@@ -165,7 +150,7 @@ class HostManagers:
         if not self.module.check_mode:
             if before is not None and self.params["backup"]:
                 self.result["backup_files"].append(self.module.backup_local(path))
-            self.module.atomic_move(_tmp(path, want), path)
+            self.module.atomic_move(_node_files.staged(path, want, MODE), path)
             os.chmod(path, MODE)
         return True
 

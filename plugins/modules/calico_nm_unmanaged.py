@@ -185,11 +185,10 @@ backup_file:
 """
 
 import os
-import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_config, _nm_dropin
+from ansible_collections.netdoctor.calico.plugins.module_utils import _nm_config, _nm_dropin, _node_files
 
 NM_BINARY = "NetworkManager"
 MODE = 0o644
@@ -203,22 +202,6 @@ def _read(path):
             return f.read().decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         return None
-
-
-def _write(path, text):
-    """Atomic replace; the temporary name does not end in .conf, so NetworkManager never reads it."""
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8", "surrogateescape"))
-        os.chmod(tmp, MODE)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
 
 
 class DropIn:
@@ -293,7 +276,7 @@ class DropIn:
         if want is None:
             os.unlink(path)
         else:
-            module.atomic_move(_write(path, want), path)
+            module.atomic_move(_node_files.staged(path, want, MODE), path)
             # atomic_move copies the old file's mode onto the new one
             os.chmod(path, MODE)
 
@@ -315,7 +298,8 @@ class DropIn:
 
     def _reload(self):
         module = self.module
-        if not _nm_config.running(module.run_command, module.get_bin_path("nmcli")):
+        if not _nm_config.running(module.run_command, module.get_bin_path("nmcli"), module.get_bin_path("busctl"),
+                                  module.get_bin_path("dbus-send")):
             return
         cmd = _nm_dropin.reload_command(module.get_bin_path("nmcli"), module.get_bin_path("busctl"),
                                         module.get_bin_path("dbus-send"))

@@ -405,7 +405,8 @@ def _route_summary(route):
 def _network_manager(module, links):
     nm_bin = module.get_bin_path(NM_BINARY, opt_dirs=["/usr/sbin", "/sbin"])
     nmcli = module.get_bin_path("nmcli")
-    running = _nm_config.running(module.run_command, nmcli)
+    running = _nm_config.running(module.run_command, nmcli, module.get_bin_path("busctl"),
+                                 module.get_bin_path("dbus-send"))
     version = devices = None
     if nm_bin:
         rc, out, _err = module.run_command([nm_bin, "--version"])

@@ -467,6 +467,18 @@ def test_running_is_what_nmcli_gets_from_networkmanager():
     assert nm.running(_nmcli(0, "starting\n")[0], "/usr/bin/nmcli") is False
 
 
+def test_without_nmcli_the_system_bus_says_whether_its_name_is_owned():
+    run, calls = _nmcli(0, "b true\n")
+    assert nm.running(run, None, "/usr/bin/busctl") is True
+    assert calls == [["/usr/bin/busctl", "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                      "org.freedesktop.DBus", "NameHasOwner", "s", "org.freedesktop.NetworkManager"]]
+    assert nm.running(_nmcli(0, "b false\n")[0], None, "/usr/bin/busctl") is False
+    reply = ("method return time=1 sender=org.freedesktop.DBus -> destination=:1.9 serial=3 reply_serial=2\n"
+             "   boolean true\n")
+    assert nm.running(_nmcli(0, reply)[0], None, None, "/usr/bin/dbus-send") is True
+    assert nm.running(_nmcli(0, reply.replace("true", "false"))[0], None, None, "/usr/bin/dbus-send") is False
+
+
 def test_without_nmcli_the_pid_file_must_name_a_live_networkmanager(tmp_path):
     pid_file, proc = tmp_path / "NetworkManager.pid", tmp_path / "proc"
     never = _nmcli(0, "running")[0]

@@ -86,8 +86,8 @@ def missing_pyroute2():
     last = (PYROUTE2_IMPORT_ERROR or "").strip().splitlines()[-1:]
     have = (f"pyroute2 {found} is installed but cannot be used{': ' + last[0] if last else ''}" if found
             else "pyroute2 is not installed")
-    return (f"{have}; the node needs pyroute2 {PYROUTE2_MINIMUM} or newer (python3-pyroute2 from the distribution, "
-            f"or pip install 'pyroute2>={PYROUTE2_MINIMUM}')")
+    return (f"{have} for {sys.executable}; the node needs pyroute2 {PYROUTE2_MINIMUM} or newer (python3-pyroute2 "
+            f"from the distribution, or pip install 'pyroute2>={PYROUTE2_MINIMUM}')")
 
 
 # Raw rtm_protocol values and the names iproute2 (rt_protos) and Calico give them.

@@ -313,6 +313,20 @@ ansible_facts:
             - A status is V(present) (in the running kernel - C(/sys/module) or C(/proc/modules)), V(builtin),
               V(loadable), V(missing) or V(unknown) (no source could tell).
           type: dict
+        path:
+          description:
+            - The state of the path packets take, from this node's view (C(_pathstate)) - C(workloads) (each local
+              workload's C(/32) route, its veth and proxy_arp, the pod IP from its permanent neighbour entry),
+              C(policy) (the routing rules in front of main and the table a lookup of each remote block or peer
+              answered from, only when rules beyond the kernel's three exist) and C(mtu) (pod, tunnel and underlay
+              MTU with the mode's overhead, Calico's C(/var/lib/calico/mtu)).
+          type: dict
+        probes:
+          description:
+            - Null unless O(probe_targets) was given. This node's row of the probe matrix - C(peers) (peer host to
+              C(ok), C(loss) from 0 to 1, C(rtt_ms), C(icmp), C(tcp), C(df), C(df_ok), C(dst), C(via)), the sources
+              probed from and the time it took.
+          type: dict
         route_digest:
           description:
             - The node's remote block routes in a few bytes, for the controller to check against the fleet's expected

@@ -492,5 +492,5 @@ def test_without_pyroute2_fails_with_missing_required_lib(tmp_path):
                          capture_output=True, text=True, env=env, cwd=REPO, timeout=180, check=False)
     result = json.loads(res.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert res.returncode == 2 and result["failed"]
-    assert result["msg"].startswith("Failed to import the required Python library (pyroute2) on ")
-    assert python in result["msg"]
+    assert result["msg"].startswith("pyroute2 is not installed for ")
+    assert python in result["msg"] and "pyroute2 0.7.2 or newer" in result["msg"]

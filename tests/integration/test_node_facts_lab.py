@@ -7,7 +7,7 @@ run on it and gathered once healthy.
 Faults go on node3 (labctl's default); "the peer" of a peer fault is node1; each fault test
 heals before it ends. A fault runs in the modes where it shows differently in the facts.
 Also here, without a lab: ansible-doc renders the module, and a Python without pyroute2 fails
-with missing_required_lib.
+naming the interpreter and the pyroute2 it needs.
 """
 
 import contextlib
@@ -479,7 +479,7 @@ def test_ansible_doc_renders_options_and_return_keys():
     assert set(spec[MODULE]["doc"]["options"]) == set(calico_node_facts.ARGUMENT_SPEC)
 
 
-def test_without_pyroute2_fails_with_missing_required_lib(tmp_path):
+def test_without_pyroute2_fails_naming_the_interpreter_and_the_version_needed(tmp_path):
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")

@@ -22,7 +22,6 @@ bounded in time and in what is kept: counts, never rules).
 from __future__ import annotations
 
 import base64
-import fnmatch
 import glob
 import hashlib
 import hmac
@@ -222,22 +221,7 @@ def parse_link_file(text):
 def link_matches(match, sample):
     """Whether a .link [Match] catches a Calico device (``_node_files.CALICO_LINKS`` sample with
     ``name``): True, False, or None when it depends on keys not known from the name and kind."""
-    results = []
-    for key, (inverted, globs) in match.items():
-        if key == "OriginalName":
-            values = (sample["name"],)
-        elif key in ("Type", "Kind", "Driver"):
-            values = sample.get(key)
-        else:
-            values = None
-        if values is None:
-            results.append(None)
-            continue
-        hits = {any(fnmatch.fnmatchcase(v, g) for g in globs) != inverted for v in values}
-        results.append(hits.pop() if len(hits) == 1 else None)
-    if False in results:
-        return False
-    return None if None in results else True
+    return _node_files.network_matches(match, sample, name_key="OriginalName")
 
 
 def link_calico_matches(files, links=_node_files.CALICO_LINKS):

@@ -384,14 +384,15 @@ def parse_network_file(text):
     return {"match": match, "unmanaged": unmanaged}
 
 
-def network_matches(match, link):
+def network_matches(match, link, name_key="Name"):
     """Whether a [Match] catches ``link`` (``{"name", "Kind", "Type", "Driver"}``, the last three
     tuples of possible values): True, False or None when it depends on something not known here
     (MACAddress=, Path=, Host=, ...). All keys must hold; a [Match] without conditions catches
-    every link (networkd warns about it)."""
+    every link (networkd warns about it). ``name_key``: the key that names the device (a .link
+    file's is OriginalName)."""
     results = []
     for key, (inverted, globs) in match.items():
-        values = (link["name"],) if key == "Name" else link.get(key) if key in ("Kind", "Type", "Driver") else None
+        values = (link["name"],) if key == name_key else link.get(key) if key in ("Kind", "Type", "Driver") else None
         if values is None:
             results.append(None)
             continue

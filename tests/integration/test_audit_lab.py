@@ -360,35 +360,20 @@ def test_node_whose_sshd_dies_mid_run_is_reported_unreachable(lab_factory, tmp_p
 
 
 class _Dom(HTMLParser):
+    """What a page links to and the text it shows (the report's layout is test_report_html.py's)."""
+
     def __init__(self):
         super().__init__()
-        self.matrix_rows, self.cells, self.h2, self.finding_rows = [], [], [], 0
-        self._stack, self.urls, self.text = [], [], []
-        self._in_matrix = False
+        self.urls, self.text = [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         for key in ("src", "href", "action", "poster", "data"):
             if attrs.get(key):
                 self.urls.append(attrs[key])
-        if tag == "table" and attrs.get("id") == "matrix":
-            self._in_matrix = True
-        if self._in_matrix and tag == "td":
-            self.cells.append((attrs.get("class"), attrs.get("title")))
-        if self._in_matrix and tag == "tr":
-            self.matrix_rows.append([])
-        self._stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if tag == "table":
-            self._in_matrix = False
-        if self._stack:
-            self._stack.pop()
 
     def handle_data(self, data):
         self.text.append(data)
-        if self._stack and self._stack[-1] == "h2":
-            self.h2.append(data.strip())
 
 
 def check_html_in_chromium(report_dir, report, tmp_path):
@@ -409,16 +394,7 @@ def check_html_in_chromium(report_dir, report, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     dom = _Dom()
     dom.feed(res.stdout)
-    assert dom.urls == [], dom.urls
-    hosts = sorted(report["hosts"])
-    # The matrix: a header row and one row per node, one cell per node.
-    assert len(dom.matrix_rows) == len(hosts) + 1
-    assert len(dom.cells) == len(hosts) ** 2
-    titles = dict((t, c) for c, t in dom.cells)
-    stale = next(f for f in report["findings"] if f["id"] == "RT001")
-    cell = next(t for t in titles if t.startswith(f"{stale['host']} \u2192 {stale['peer']}:"))
-    assert titles[cell] == "sev-critical" and "RT001" in cell
-    assert any(h.startswith("Findings (") for h in dom.h2)
+    assert [u for u in dom.urls if not u.startswith("#")] == [], dom.urls  # links within the page only
     text = "".join(dom.text)
     for f in serious(report):
         assert f["summary"] in text, f["summary"]
